@@ -1,0 +1,94 @@
+"""Typed errors. Every message names the file / tensor / layer / limit involved,
+the expected and the actual value, and says what to do."""
+
+
+class PostFXError(Exception):
+    """Base of every error postfx raises on purpose."""
+
+
+# --- model files -----------------------------------------------------------
+
+class ModelFileError(PostFXError, ValueError):
+    """A model file (or bundled-style name) that cannot be used."""
+
+
+class NotAModelFile(ModelFileError):
+    """The bytes are not a safetensors model file (pickle, zip, LFS pointer, empty ...)."""
+
+
+class ModelFormatError(ModelFileError):
+    """The safetensors container or its JSON metadata is malformed."""
+
+
+class UnsupportedFormatVersion(ModelFileError):
+    """The file was written by a newer (or unknown) exporter format."""
+
+
+class ChecksumMismatch(ModelFileError):
+    """Tensor data does not match the checksum stored at export time."""
+
+
+class ModelGraphError(ModelFileError):
+    """A layer description is invalid (unknown op, bad kernel/stride/channels, dangling input)."""
+
+
+class TensorError(ModelFileError):
+    """A tensor is missing, unexpected, wrongly shaped or holds non-finite values."""
+
+
+class StyleNotFound(ModelFileError, LookupError):
+    """No bundled style of that name."""
+
+
+# --- export ------------------------------------------------------------------
+
+class ExportError(PostFXError):
+    """A torch module could not be exported; nothing was written."""
+
+
+class UnsupportedLayer(ExportError):
+    """The module uses a layer or function postfx does not implement."""
+
+
+class ExportVerificationError(ExportError):
+    """The exported file, run by the reference runtime, does not reproduce the module."""
+
+
+# --- GL ------------------------------------------------------------------
+
+class GLError(PostFXError, RuntimeError):
+    """Something on the GL side failed."""
+
+
+class GLVersionError(GLError):
+    """The context is below OpenGL 4.3 (no compute shaders)."""
+
+
+class ShaderCompileError(GLError):
+    """A compute shader failed to compile or link."""
+
+
+class DeviceLimitError(GLError):
+    """A dispatch or allocation would exceed a device limit."""
+
+
+class ContextLost(GLError):
+    """The GL context was released or lost; rebuild the pass in a live context."""
+
+
+class PassReleased(PostFXError, RuntimeError):
+    """The pass was used after release()."""
+
+
+# --- frames and inputs -----------------------------------------------------
+
+class InputError(PostFXError, ValueError):
+    """An array, texture or parameter passed in has the wrong type, shape or value."""
+
+
+class FrameTooSmall(InputError):
+    """A frame below the minimum size (e.g. a minimized 0x0 window)."""
+
+
+class FrameTooLarge(InputError):
+    """A frame beyond GL_MAX_TEXTURE_SIZE or the memory budget."""

@@ -9,7 +9,16 @@ A model file is a safetensors file. Its ``__metadata__`` holds one key,
      "name": "ink", "input": {...}, "output": {...},
      "layers": [ {layer}, ... ], "pad_multiple": 16,
      "provenance": {...}, "training": {...} | null, "quality": {...} | null,
-     "checksum": {"algorithm": "sha256", "value": "<hex of the data region>"}}
+     "checksum": {"algorithm": "sha256", "value": "<64 hex digits>"}}
+
+The checksum covers this document and the tensor data: sha256 over the
+canonical JSON of the document without its "checksum" entry --
+``json.dumps(doc, sort_keys=True, allow_nan=False)`` (default separators,
+ASCII), UTF-8 -- followed by the data region (every byte after the
+safetensors header). A flipped byte anywhere in the weights, or in metadata
+that still parses, is caught; the tensor table of the safetensors header is not
+hashed, but every entry in it is checked against the graph. JSON in the file is
+strict: no duplicate keys, no NaN / Infinity, no number that overflows a float.
 
 Tensors ("activations") flow between layers by name. The network input is
 called ``"input"``. Every tensor is stored on the GPU as vec4 channel slices;
@@ -55,6 +64,7 @@ bottom / right by repeating the edge pixels, run, and cropped back.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from .errors import ModelGraphError
@@ -150,7 +160,7 @@ def parse_layer(d, index: int) -> Layer:
     if not isinstance(d, dict):
         raise ModelGraphError(f"{where}: expected a JSON object, got {type(d).__name__}")
     name = d.get("name")
-    if not isinstance(name, str) or not name or len(name) > 128 or not name.replace("_", "").replace(".", "").isalnum():
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.]{1,128}", name):
         raise ModelGraphError(f"{where}: layer name {name!r} must be 1-128 characters of letters, digits, '_' or '.'")
     where = f"layer #{index} {name!r}"
     op = _choice(d, "op", where, OPS)
@@ -164,7 +174,8 @@ def parse_layer(d, index: int) -> Layer:
     slope = 0.0
     if activation == "leaky_relu":
         slope = d.get("negative_slope")
-        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope) or abs(slope) > 1e3:
+        # abs() first: math.isfinite raises OverflowError on a huge JSON integer.
+        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not abs(slope) <= 1e3:
             raise ModelGraphError(f"{where}: negative_slope must be a finite number, got {slope!r}")
         slope = float(slope)
     n_inputs = {"add": (2, 2), "upsample": (1, 1), "activation": (1, 1), "concat": (2, 64)}.get(op, (1, 64))

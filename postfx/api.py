@@ -56,3 +56,71 @@ def run(model, x, backend: str = "gl", *, kernels: str = "optimized", fp16: bool
     oh, ow = fmt.output_size(model.graph, h, w)
     out = np.ascontiguousarray(np.transpose(values[model.graph.output][:model.output_channels, :oh, :ow], (1, 2, 0)))
     return (out, values) if return_all else out
+
+
+def _as_rgba8(rgb) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] not in (3, 4) or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise InputError(f"rgb must be an (H, W, 3) or (H, W, 4) image, got shape {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        img = rgb[..., :3]
+    elif np.issubdtype(rgb.dtype, np.floating):
+        img = np.round(np.clip(np.nan_to_num(rgb[..., :3]), 0, 1) * 255).astype(np.uint8)
+    elif rgb.dtype == np.uint16:
+        img = (rgb[..., :3] // 257).astype(np.uint8)
+    else:
+        raise InputError(f"rgb must be uint8, uint16 or float in [0, 1], got {rgb.dtype}")
+    alpha = np.full(img.shape[:2] + (1,), 255, np.uint8)
+    return np.ascontiguousarray(np.concatenate([img, alpha], axis=2))
+
+
+def _normalized_depth(depth, shape, near, far) -> np.ndarray:
+    depth = np.asarray(depth)
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.shape != shape:
+        raise InputError(f"depth must be (H, W) = {shape} like the image, got {depth.shape}")
+    if depth.dtype == np.uint16:
+        t = depth.astype(np.float32) / 65535.0
+    elif np.issubdtype(depth.dtype, np.floating):
+        t = depth.astype(np.float32)
+        if near is not None or far is not None:
+            if near is None or far is None or not 0 < near < far < np.inf:
+                raise InputError(f"near and far must satisfy 0 < near < far < inf, got {near}, {far}")
+            t = (t - near) / (far - near)
+    else:
+        raise InputError(f"depth must be float (normalized, or view distance with near/far) or uint16, "
+                         f"got {depth.dtype}")
+    return np.clip(np.nan_to_num(t, nan=1.0, posinf=1.0, neginf=0.0), 0, 1)
+
+
+def stylize(rgb, depth=None, model="default", *, near=None, far=None, strength: float = 1.0,
+            internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized") -> np.ndarray:
+    """Stylize an image: rgb (H, W, 3) uint8 / uint16 / float in [0, 1] (sRGB-encoded) ->
+    (H, W, 3) uint8, through the same PostFX pass a renderer uses.
+
+    depth (RGBD models): (H, W) normalized linear depth in [0, 1] (float, or uint16 as the
+    dataset's PNGs store it), or view distances with near= and far=. Without depth an RGBD
+    model sees a constant far depth.
+    """
+    from .gl.context import headless_context
+    from .postfx_pass import PostFX
+    model = load(model)
+    rgba = _as_rgba8(rgb)
+    h, w = rgba.shape[:2]
+    t = np.ones((h, w), np.float32) if depth is None else _normalized_depth(depth, (h, w), near, far)
+    ctx = headless_context()
+    # Encode t as a standard window-space depth with near 1, far 2 (z = 1 + t), which the
+    # pass linearizes back: d = 2 - 2 / z for that projection. 24 bits keep it to ~1e-6.
+    window_depth = (2.0 - 2.0 / (1.0 + t)).astype(np.float32)
+    color_tex = ctx.texture((w, h), 4, np.flipud(rgba).tobytes())
+    depth_tex = ctx.depth_texture((w, h), np.flipud(window_depth).tobytes())
+    try:
+        with PostFX(ctx, model, strength=strength, internal_scale=internal_scale, fp16=fp16,
+                    kernels=kernels) as fx:
+            out = fx.apply(color_tex, depth_tex, near=1.0, far=2.0)
+            pixels = np.frombuffer(out.read(), np.uint8).reshape(h, w, 4)
+    finally:
+        color_tex.release()
+        depth_tex.release()
+    return np.ascontiguousarray(np.flipud(pixels)[..., :3])

@@ -1,6 +1,25 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 # Test helpers (parity.py, nets.py) live beside the tests; importlib mode keeps
 # the tests directory off sys.path, so add it here.
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def gl_ctx():
+    """The one headless GL context of the suite (the same one postfx.run uses)."""
+    from postfx.gl.context import headless_context
+    return headless_context()
+
+
+@pytest.fixture(autouse=True)
+def no_pending_gl_error():
+    """style.md 12: after every test, no GL error is left pending in the shared context."""
+    yield
+    from postfx.gl import context
+    ctx = getattr(context._local, "ctx", None)
+    if ctx is not None and type(ctx.mglo).__name__ != "InvalidObject":
+        assert ctx.error == "GL_NO_ERROR", "a GL error was left pending"

@@ -1,0 +1,273 @@
+"""The post-processing pass: a caller's colour (+ depth) texture in, the
+stylized frame out, inside the caller's own moderngl context."""
+from __future__ import annotations
+
+import math
+
+import moderngl
+
+from . import model_format as fmt
+from .errors import ContextLost, FrameTooLarge, InputError, PassReleased
+from .gl.context import require_compute
+from .gl.network import GLNetwork
+from .gl.programs import ProgramCache
+from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, texture_internal_format
+from .model_file import Model, load
+
+GL_RGBA8, GL_RGBA16F, GL_RGBA32F = 0x8058, 0x881A, 0x8814
+# moderngl dtype of a 4-component colour texture -> (COLOR_FORMAT knob, image format)
+_COLOR_FORMATS = {"f1": (0, GL_RGBA8), "f2": (1, GL_RGBA16F), "f4": (2, GL_RGBA32F)}
+COLOR_FORMAT_SRGB = 3       # sampled, not read as an image (see shaders/frame_io.glsl)
+MIN_INTERNAL_SCALE = 1 / 16
+
+
+class PostFX:
+    """Runs a style network on every frame.
+
+    Reads:  colour — an RGBA texture: RGBA8 / SRGB8_ALPHA8 (stored bytes taken as
+                     sRGB-encoded, no decode: mid-grey stays mid-grey) or RGBA16F /
+                     RGBA32F (linear values, clamped to [0, 1] and sRGB-encoded);
+            depth  — a depth texture (D16 / D24 / D32F) of the same size, for models
+                     whose input contract has a depth channel; linearized with the
+                     near / far planes, standard or reversed-Z.
+    Writes: an RGBA8 texture of the frame size (sRGB-encoded values), owned by the
+            pass, or the caller's framebuffer / RGBA8 texture given as `target`.
+    """
+
+    reads = ("color", "depth")
+    writes = ("color",)
+
+    def __init__(self, ctx: moderngl.Context, model, *, strength: float = 1.0,
+                 internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized"):
+        require_compute(ctx)
+        self.model: Model = load(model)
+        if not self.model.is_style:
+            raise InputError(f"model {self.model.name!r} takes {self.model.meta['input']['channels']} and gives "
+                             f"{self.model.meta['output']['channels']}; the pass needs RGB or RGBD in, RGB out "
+                             "at the frame size. Use postfx.run for raw networks")
+        self.ctx = ctx
+        self.strength = strength
+        self.internal_scale = internal_scale
+        self._programs = ProgramCache(ctx)
+        self._network = None
+        self._output = None              # RGBA8 texture at frame size
+        self._output_fbo = None
+        self._frame_size = None          # (W, H)
+        self._released = False
+        try:
+            self._network = GLNetwork(ctx, self.model, kernels=kernels, fp16=fp16, programs=self._programs)
+            # Sampler objects override the textures' own state, which stays the caller's.
+            self._depth_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
+                                              filter=(moderngl.NEAREST, moderngl.NEAREST), compare_func="")
+            self._color_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
+                                              filter=(moderngl.NEAREST, moderngl.NEAREST))
+        except BaseException:
+            self.release()
+            raise
+
+    # --- options ---------------------------------------------------------------
+
+    @property
+    def strength(self) -> float:
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise InputError(f"strength must be in [0, 1], got {value}")
+        self._strength = value
+
+    @property
+    def internal_scale(self) -> float:
+        return self._internal_scale
+
+    @internal_scale.setter
+    def internal_scale(self, value: float) -> None:
+        value = float(value)
+        if not MIN_INTERNAL_SCALE <= value <= 1.0:
+            raise InputError(f"internal_scale must be in [{MIN_INTERNAL_SCALE}, 1], got {value}")
+        self._internal_scale = value
+
+    @property
+    def output(self) -> moderngl.Texture | None:
+        """The pass's output texture (frame size), valid after apply()."""
+        return self._output
+
+    # --- sizes -------------------------------------------------------------------
+
+    def resize(self, width: int, height: int) -> None:
+        """Allocate everything for frames of width x height (apply() does this on a size change)."""
+        self._check_live()
+        if width < 1 or height < 1:
+            from .errors import FrameTooSmall
+            raise FrameTooSmall(f"frame {width}x{height} is empty (a minimized window?); skip the pass for it")
+        limit = self.ctx.info["GL_MAX_TEXTURE_SIZE"]
+        if width > limit or height > limit:
+            raise FrameTooLarge(f"frame {width}x{height} exceeds GL_MAX_TEXTURE_SIZE {limit}")
+        scaled = (max(1, round(width * self._internal_scale)), max(1, round(height * self._internal_scale)))
+        run_h, run_w = fmt.run_size(self.model.graph, scaled[1], scaled[0])
+        if self._frame_size != (width, height):
+            self._release_output()
+            self._output = self.ctx.texture((width, height), 4)
+            self._frame_size = (width, height)
+        self._network.resize(run_h, run_w)
+        self._scaled_size = scaled
+
+    # --- the frame -------------------------------------------------------------------
+
+    def _color_format(self, color_tex) -> tuple[int, int]:
+        if not isinstance(color_tex, moderngl.Texture):
+            raise InputError(f"color_tex must be a moderngl.Texture, got {type(color_tex).__name__}")
+        if color_tex.components != 4 or color_tex.dtype not in _COLOR_FORMATS or color_tex.samples:
+            raise InputError(f"color_tex must be a single-sample RGBA texture (RGBA8, SRGB8_ALPHA8, RGBA16F or "
+                             f"RGBA32F); got {color_tex.components} components of {color_tex.dtype!r}"
+                             f"{', multisampled: resolve it first' if color_tex.samples else ''}")
+        if color_tex.dtype == "f1" and texture_internal_format(self.ctx, color_tex) in SRGB_FORMATS:
+            return COLOR_FORMAT_SRGB, 0
+        return _COLOR_FORMATS[color_tex.dtype]
+
+    def _depth_defines(self, depth_tex, color_size, near, far, reversed_z) -> dict:
+        if not self.model.uses_depth:
+            return {"USE_DEPTH": 0}
+        if depth_tex is None:
+            raise InputError(f"model {self.model.name!r} reads depth: pass depth_tex (and near=, far=)")
+        if not isinstance(depth_tex, moderngl.Texture):
+            raise InputError(f"depth_tex must be a moderngl.Texture, got {type(depth_tex).__name__}")
+        internal = texture_internal_format(self.ctx, depth_tex)
+        if internal is not None and internal not in DEPTH_FORMATS:
+            raise InputError(f"depth_tex has internal format 0x{internal:04X}, not a depth format "
+                             f"({', '.join(sorted(set(DEPTH_FORMATS.values())))})")
+        if depth_tex.size != color_size:
+            raise InputError(f"depth texture is {depth_tex.size[0]}x{depth_tex.size[1]}, colour is "
+                             f"{color_size[0]}x{color_size[1]}; they must match")
+        if near is None or far is None:
+            raise InputError("near= and far= (the camera's clip planes) are needed to linearize depth")
+        near, far = float(near), float(far)
+        if not (math.isfinite(near) and near > 0):
+            raise InputError(f"near must be a finite value > 0, got {near}")
+        if math.isinf(far):
+            # The model's linear encoding normalizes by (far - near): with no far plane
+            # every distance would map to 0. Refuse rather than feed it a black depth.
+            raise InputError("the model normalizes depth as (z - near) / (far - near), which needs a finite "
+                             "far plane (infinite-far projections included): pass the far distance the model "
+                             "was trained with")
+        if not (math.isfinite(far) and far > near):
+            raise InputError(f"far must be a finite value > near ({near}), got {far}")
+        return {"USE_DEPTH": 1, "REVERSED_Z": int(bool(reversed_z))}
+
+    def apply(self, color_tex, depth_tex=None, *, near=None, far=None, reversed_z: bool = False,
+              target=None):
+        """Stylize one frame. Returns the output texture, or None when drawing into `target`
+        (a moderngl.Framebuffer or RGBA8 Texture of the frame size)."""
+        self._check_live()
+        color_format, image_format = self._color_format(color_tex)
+        depth = self._depth_defines(depth_tex, color_tex.size, near, far, reversed_z)
+        width, height = color_tex.size
+        if target is not None and not isinstance(target, (moderngl.Framebuffer, moderngl.Texture)):
+            raise InputError(f"target must be a moderngl.Framebuffer or Texture, got {type(target).__name__}")
+        if target is not None and tuple(target.size) != (width, height):
+            raise InputError(f"target is {target.size[0]}x{target.size[1]}, the frame is {width}x{height}")
+        self.resize(width, height)
+        run_h, run_w = self._network.run_size
+        common = {"frame_size": (width, height), "scaled_size": self._scaled_size, "run_size": (run_w, run_h)}
+        fp16 = int(self._network.fp16)
+
+        pack = self._programs.get("pack_input.comp", dict(depth, COLOR_FORMAT=color_format, STORAGE_FP16=fp16))
+        self._bind_color(pack, color_tex, color_format, image_format)
+        if depth["USE_DEPTH"]:
+            depth_tex.use(1)
+            self._depth_sampler.use(1)
+            _set(pack, depth_texture=1, near_plane=float(near), far_plane=float(far))
+        self._network.buffers[fmt.INPUT_TENSOR].bind_to_storage_buffer(2)
+        _set(pack, value_range=self.model.input_range, **common)
+        pack.run(-(-run_w // 8), -(-run_h // 8), 1)
+        if depth["USE_DEPTH"]:
+            self._depth_sampler.clear(1)
+        self.ctx.memory_barrier(moderngl.SHADER_STORAGE_BARRIER_BIT)
+
+        self._network.run()
+
+        out_tex = target if isinstance(target, moderngl.Texture) else self._output
+        if isinstance(target, moderngl.Texture) and (target.components != 4 or target.dtype != "f1"):
+            raise InputError("a target texture must be RGBA8")
+        present = self._programs.get("present.comp", {"COLOR_FORMAT": color_format, "STORAGE_FP16": fp16})
+        self._bind_color(present, color_tex, color_format, image_format)
+        out_tex.bind_to_image(1, read=False, write=True, format=GL_RGBA8)
+        self._network.buffers[self.model.graph.output].bind_to_storage_buffer(0)
+        _set(present, value_range=self.model.output_range, strength=self._strength, **common)
+        present.run(-(-width // 8), -(-height // 8), 1)
+        if color_format == COLOR_FORMAT_SRGB:
+            self._color_sampler.clear(0)     # a bound sampler would override the caller's texture state
+        # Whoever reads the output next may sample it, blit it or read it back.
+        self.ctx.memory_barrier(moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.FRAMEBUFFER_BARRIER_BIT
+                                | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
+        if isinstance(target, moderngl.Framebuffer):
+            self._blit_to(target)
+            return None
+        return None if target is not None else self._output
+
+    def _bind_color(self, program, color_tex, color_format, image_format) -> None:
+        if color_format == COLOR_FORMAT_SRGB:
+            color_tex.use(0)
+            self._color_sampler.use(0)
+            _set(program, color_texture=0)
+        else:
+            color_tex.bind_to_image(0, read=True, write=False, format=image_format)
+
+    def _blit_to(self, target: moderngl.Framebuffer) -> None:
+        if self._output_fbo is None:
+            self._output_fbo = self.ctx.framebuffer(color_attachments=[self._output])
+        # A blit obeys the scissor test; the caller's scissor must not crop our output.
+        scissor = self.ctx.scissor
+        self.ctx.scissor = None
+        try:
+            self.ctx.copy_framebuffer(target, self._output_fbo)
+        finally:
+            self.ctx.scissor = scissor
+
+    # --- lifetime ----------------------------------------------------------------
+
+    def _check_live(self) -> None:
+        if self._released:
+            raise PassReleased("this PostFX pass was released; create a new one")
+        if type(self.ctx.mglo).__name__ == "InvalidObject":
+            raise ContextLost("the GL context of this pass was released; create a new pass in a live context")
+
+    def _release_output(self) -> None:
+        if self._output_fbo is not None:
+            self._output_fbo.release()
+            self._output_fbo = None
+        if self._output is not None:
+            self._output.release()
+            self._output = None
+        self._frame_size = None
+
+    def release(self) -> None:
+        """Free every GL object of the pass. Safe to call twice."""
+        if self._released:
+            return
+        self._released = True
+        if type(self.ctx.mglo).__name__ == "InvalidObject":
+            return          # the context took its objects with it
+        self._release_output()
+        if self._network is not None:
+            self._network.release()
+        for sampler in (getattr(self, "_depth_sampler", None), getattr(self, "_color_sampler", None)):
+            if sampler is not None:
+                sampler.release()
+        self._programs.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def _set(program, **uniforms) -> None:
+    """Set the uniforms the compiler kept (unused ones are optimized away)."""
+    for name, value in uniforms.items():
+        if name in program:
+            program[name] = value

@@ -1,0 +1,39 @@
+#version 430
+// Network output -> the pass's RGBA8 output texture at frame size: map the
+// output range to [0, 1], upsample from the run size (internal scale), blend
+// with the original frame by the effect strength.
+#include "common.glsl"
+#include "frame_io.glsl"
+
+layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
+
+layout(rgba8, binding = 1) writeonly uniform image2D output_image;
+layout(std430, binding = 0) readonly buffer Network { texel_t network_output[]; };   // (1, Hr, Wr)
+
+uniform ivec2 frame_size;
+uniform ivec2 scaled_size;
+uniform ivec2 run_size;
+uniform vec2 value_range;       // the model's output range for [0, 1]
+uniform float strength;         // 0 = original frame, 1 = fully stylized
+
+vec3 stylized(ivec2 p) {
+    vec3 v = decode_texel(network_output[texel_index(0, p, run_size)]).rgb;
+    return (v - value_range.x) / (value_range.y - value_range.x);
+}
+
+void main() {
+    ivec2 pos = ivec2(gl_GlobalInvocationID.xy);
+    if (any(greaterThanEqual(pos, frame_size))) return;
+    // pos is a texel (rows bottom-up); the network's rows run top-down.
+    ivec2 top_down = ivec2(pos.x, frame_size.y - 1 - pos.y);
+    vec2 src = clamp((vec2(top_down) + 0.5) * vec2(scaled_size) / vec2(frame_size) - 0.5,
+                     vec2(0.0), vec2(scaled_size - 1));
+    ivec2 p0 = ivec2(floor(src));
+    ivec2 p1 = min(p0 + 1, scaled_size - 1);
+    vec2 f = src - vec2(p0);
+    vec3 styl = mix(mix(stylized(p0), stylized(ivec2(p1.x, p0.y)), f.x),
+                    mix(stylized(ivec2(p0.x, p1.y)), stylized(p1), f.x), f.y);
+    vec3 rgb = mix(frame_color(pos), styl, strength);
+    rgb = clamp(mix(rgb, vec3(0.0), isnan(rgb)), 0.0, 1.0);
+    imageStore(output_image, pos, vec4(rgb, 1.0));
+}

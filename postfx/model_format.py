@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 
 from .errors import ModelGraphError
@@ -89,6 +90,17 @@ MAX_KERNEL = 15
 MAX_STRIDE = 8
 MAX_LAYERS = 1024
 MAX_PAD_MULTIPLE = 1 << 12
+MAX_UPSCALE = 1 << 4        # a tensor's size over the frame's, per axis
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 80
+_BRIEF.maxlist = _BRIEF.maxtuple = 12
+
+
+def brief(value) -> str:
+    """repr() cut to a readable length: values in error messages come from the file."""
+    return _BRIEF.repr(value)
 
 
 def slices(channels: int) -> int:
@@ -140,16 +152,16 @@ _COMMON_FIELDS = {"name", "op", "inputs", "activation", "negative_slope"}
 def _int_field(d: dict, key: str, where: str, lo: int, hi: int) -> int:
     v = d.get(key)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ModelGraphError(f"{where}: field {key!r} must be an integer, got {v!r}")
+        raise ModelGraphError(f"{where}: field {key!r} must be an integer, got {brief(v)}")
     if not lo <= v <= hi:
-        raise ModelGraphError(f"{where}: field {key!r} = {v} is outside [{lo}, {hi}]")
+        raise ModelGraphError(f"{where}: field {key!r} = {brief(v)} is outside [{lo}, {hi}]")
     return v
 
 
 def _choice(d: dict, key: str, where: str, allowed, default=None):
     v = d.get(key, default)
     if v not in allowed:
-        raise ModelGraphError(f"{where}: field {key!r} = {v!r}; expected one of {list(allowed)}")
+        raise ModelGraphError(f"{where}: field {key!r} = {brief(v)}; expected one of {list(allowed)}")
     return v
 
 
@@ -161,22 +173,22 @@ def parse_layer(d, index: int) -> Layer:
         raise ModelGraphError(f"{where}: expected a JSON object, got {type(d).__name__}")
     name = d.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.]{1,128}", name):
-        raise ModelGraphError(f"{where}: layer name {name!r} must be 1-128 characters of letters, digits, '_' or '.'")
+        raise ModelGraphError(f"{where}: layer name {brief(name)} must be 1-128 ASCII letters, digits, '_' or '.'")
     where = f"layer #{index} {name!r}"
     op = _choice(d, "op", where, OPS)
     unknown = set(d) - _COMMON_FIELDS - _FIELDS_BY_OP[op]
     if unknown:
-        raise ModelGraphError(f"{where}: unknown field(s) {sorted(unknown)} for op {op!r}")
+        raise ModelGraphError(f"{where}: unknown field(s) {brief(sorted(unknown))} for op {op!r}")
     inputs = d.get("inputs")
     if not isinstance(inputs, list) or not inputs or not all(isinstance(s, str) for s in inputs):
-        raise ModelGraphError(f"{where}: 'inputs' must be a non-empty list of tensor names, got {inputs!r}")
+        raise ModelGraphError(f"{where}: 'inputs' must be a non-empty list of tensor names, got {brief(inputs)}")
     activation = _choice(d, "activation", where, ACTIVATIONS, "none")
     slope = 0.0
     if activation == "leaky_relu":
         slope = d.get("negative_slope")
         # abs() first: math.isfinite raises OverflowError on a huge JSON integer.
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not abs(slope) <= 1e3:
-            raise ModelGraphError(f"{where}: negative_slope must be a finite number, got {slope!r}")
+            raise ModelGraphError(f"{where}: negative_slope must be a number in [-1000, 1000], got {brief(slope)}")
         slope = float(slope)
     n_inputs = {"add": (2, 2), "upsample": (1, 1), "activation": (1, 1), "concat": (2, 64)}.get(op, (1, 64))
     if not n_inputs[0] <= len(inputs) <= n_inputs[1]:
@@ -264,7 +276,7 @@ def build_graph(layers: list[Layer], input_channels: int, output: str) -> Graph:
             raise ModelGraphError(f"{where}: name used twice (tensor names must be unique)")
         for src in layer.inputs:
             if src not in tensors:
-                raise ModelGraphError(f"{where}: input {src!r} is not the network input or an earlier layer")
+                raise ModelGraphError(f"{where}: input {brief(src)} is not the network input or an earlier layer")
         srcs = [tensors[s] for s in layer.inputs]
         scale = srcs[0].scale
         if any(s.scale != scale for s in srcs):
@@ -304,14 +316,23 @@ def build_graph(layers: list[Layer], input_channels: int, output: str) -> Graph:
             segs = srcs[0].segments
         if layer.op in CONV_OPS and sum(slices(c) for c in in_segments(layer, tensors)) * 4 > MAX_CHANNELS:
             raise ModelGraphError(f"{where}: reads more than {MAX_CHANNELS} channels")
+        # Every tensor, not only what convs read: nested concats would otherwise
+        # grow the segment lists 64-fold per layer (a few kB of JSON, gigabytes here).
+        lanes = sum(slices(c) for c in segs) * 4
+        if lanes > MAX_CHANNELS:
+            raise ModelGraphError(f"{where}: makes a tensor of {lanes} channels (each source padded to a "
+                                  f"multiple of 4); the limit is {MAX_CHANNELS}")
         g = math.gcd(num, den)
         num, den = num // g, den // g
         pad_multiple = pad_multiple * den // math.gcd(pad_multiple, den)
         if pad_multiple > MAX_PAD_MULTIPLE:
             raise ModelGraphError(f"{where}: frames would need padding to a multiple of {pad_multiple}")
+        if num > MAX_UPSCALE:
+            raise ModelGraphError(f"{where}: makes a tensor {num}/{den} times the frame size; the limit is "
+                                  f"{MAX_UPSCALE} times")
         tensors[layer.name] = TensorInfo(segs, (num, den))
     if output not in tensors or output == INPUT_TENSOR:
-        raise ModelGraphError(f"output tensor {output!r} is not a layer of the model")
+        raise ModelGraphError(f"output tensor {brief(output)} is not a layer of the model")
     return Graph(list(layers), input_channels, output, tensors, pad_multiple, min_size)
 
 

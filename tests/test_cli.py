@@ -1,0 +1,99 @@
+"""`postfx info` through the installed console script, and main() in-process."""
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from postfx import cli, save_model
+from postfx.exporters.builder import build_model
+from postfx.model_format import Layer
+
+LAYERS = [Layer("enc1", "conv2d", ("input",), activation="leaky_relu", negative_slope=0.2,
+                out_channels=8, kernel=4, stride=2, padding=1),
+          Layer("dec1", "conv_transpose2d", ("enc1",), activation="tanh", out_channels=3, kernel=4, stride=2,
+                padding=1)]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    weights = {"enc1": (rng.standard_normal((8, 4, 4, 4)), rng.standard_normal(8)),
+               "dec1": (rng.standard_normal((8, 3, 4, 4)), rng.standard_normal(3))}
+    model = build_model(LAYERS, weights, input_channels=4, output="dec1", name="tiny_ink",
+                        training={"epochs": 12, "loss": "l1+cgan"}, quality={"psnr_db": 28.25})
+    path = tmp_path_factory.mktemp("cli") / "tiny_ink.safetensors"
+    save_model(model, path)
+    return path
+
+
+def console_script() -> str:
+    """The installed `postfx` entry point (beside this interpreter, else on PATH)."""
+    beside = Path(sys.executable).with_name("postfx")
+    found = str(beside) if beside.exists() else shutil.which("postfx")
+    if not found:
+        pytest.fail("the `postfx` console script is not installed; run `pip install -e .`")
+    return found
+
+
+def postfx_command(*args):
+    return subprocess.run([console_script(), *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_info_prints_graph_parameters_and_cost(model_path):
+    result = postfx_command("info", model_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for expected in ("tiny_ink", "enc1", "dec1", "conv_transpose2d", "4 -> 8", "8 -> 3",
+                     "params     907", "MACs/px    224", "r, g, b, depth", "epochs", "l1+cgan", "psnr_db", "28.25"):
+        assert expected in out, f"{expected!r} missing from:\n{out}"
+
+
+def test_info_json_prints_the_metadata(model_path):
+    result = postfx_command("info", "--json", model_path)
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(result.stdout)
+    assert meta["format"] == "postfx.model"
+    assert [layer["name"] for layer in meta["layers"]] == ["enc1", "dec1"]
+
+
+def test_info_on_a_pickle_fails_cleanly(tmp_path):
+    path = tmp_path / "generator.pt"
+    path.write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    result = postfx_command("info", path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"postfx: error: {path}: this is a Python pickle")
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_python_dash_m_postfx(model_path):
+    result = subprocess.run([sys.executable, "-m", "postfx", "info", model_path], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "MACs/px" in result.stdout
+
+
+def test_main_returns_exit_codes(model_path, capsys):
+    assert cli.main(["info", str(model_path)]) == 0
+    assert cli.main(["info", "no_such_style"]) == 2
+    assert "postfx: error: no bundled style 'no_such_style'" in capsys.readouterr().err
+    assert cli.main([]) == 2                    # no command: usage error
+    assert cli.main(["--version"]) == 0
+    assert cli.main(["info", "--help"]) == 0
+
+
+def test_info_escapes_control_characters(tmp_path, capsys):
+    # The loader refuses control characters in the model name; other metadata
+    # text (training notes, say) is free-form and must not reach the terminal raw.
+    rng = np.random.default_rng(0)
+    weights = {"enc1": (rng.standard_normal((8, 4, 4, 4)), None), "dec1": (rng.standard_normal((8, 3, 4, 4)), None)}
+    model = build_model(LAYERS, weights, input_channels=4, output="dec1", training={"note": "\x1b]0;owned\x07"})
+    save_model(model, tmp_path / "m.safetensors")
+    assert cli.main(["info", str(tmp_path / "m.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b]0;owned\\x07" in out

@@ -1,0 +1,96 @@
+"""What a user installs: the wheel's contents, and the runtime without torch."""
+import configparser
+import shutil
+import subprocess
+import sys
+import textwrap
+import tomllib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from postfx import save_model
+from postfx.exporters.builder import build_model
+from postfx.model_format import Layer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A copy of what the wheel is built from: build/ and *.egg-info then never land
+    in the working tree, and files added meanwhile do not race the comparison."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    src = tmp_path_factory.mktemp("src")
+    shutil.copy(REPO / "pyproject.toml", src)
+    for extra in ("README.md", "LICENSE", "MANIFEST.in"):
+        if (REPO / extra).exists():
+            shutil.copy(REPO / extra, src)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for folder in set(project["tool"]["setuptools"]["package-dir"].values()):
+        shutil.copytree(REPO / folder, src / folder, ignore=ignore)
+    return src
+
+
+@pytest.fixture(scope="module")
+def wheel(source, tmp_path_factory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    # No build isolation: use the installed setuptools rather than fetch one (tests run offline).
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                             "-q", "-w", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = out.glob("postfx-*.whl")
+    with zipfile.ZipFile(path) as z:
+        yield z
+
+
+def test_wheel_ships_the_shaders(source, wheel):
+    shaders = sorted(p.name for p in (source / "shaders").iterdir() if p.suffix in (".comp", ".glsl"))
+    assert shaders, "no .comp / .glsl files in shaders/"
+    missing = [s for s in shaders if f"postfx/shaders/{s}" not in wheel.namelist()]
+    assert not missing, f"shaders missing from the wheel: {missing}"
+
+
+def test_wheel_ships_every_module(source, wheel):
+    # The package list in pyproject.toml is explicit: a new subpackage that is
+    # not added there would silently be left out of the wheel.
+    names = set(wheel.namelist())
+    expected = {f"postfx/exporters/{p.name}" for p in (source / "exporters").glob("*.py")}
+    expected |= {f"postfx/{p.relative_to(source / 'postfx').as_posix()}" for p in (source / "postfx").rglob("*.py")}
+    expected |= {f"postfx/styles/{p.name}" for p in (source / "postfx" / "styles").glob("*.safetensors")
+                 if not p.is_symlink()}
+    assert "postfx/exporters/builder.py" in expected
+    assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
+
+
+def test_wheel_declares_the_console_script(wheel):
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    config = configparser.ConfigParser()
+    config.read_string(wheel.read(entry_points).decode())
+    assert config["console_scripts"]["postfx"].strip() == "postfx.cli:main"
+
+
+def test_runtime_works_without_torch(tmp_path):
+    rng = np.random.default_rng(0)
+    layers = [Layer("enc1", "conv2d", ("input",), activation="relu", out_channels=8, kernel=4, stride=2, padding=1),
+              Layer("dec1", "conv_transpose2d", ("enc1",), activation="tanh", out_channels=3, kernel=4, stride=2,
+                    padding=1)]
+    weights = {"enc1": (rng.standard_normal((8, 4, 4, 4)), None), "dec1": (rng.standard_normal((8, 3, 4, 4)), None)}
+    path = tmp_path / "m.safetensors"
+    save_model(build_model(layers, weights, input_channels=4, output="dec1"), path)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None          # any `import torch` now raises ImportError
+        import numpy as np
+        import postfx
+        import postfx.reference
+        model = postfx.load({str(path)!r})
+        y = postfx.reference.run(model, np.zeros((7, 5, 4), np.float32))
+        assert y.shape == (7, 5, 3) and np.isfinite(y).all(), y.shape
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

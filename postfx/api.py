@@ -8,7 +8,7 @@ import numpy as np
 from . import model_format as fmt
 from . import reference
 from .errors import InputError
-from .model_file import Model, load
+from .model_file import DEFAULT_STYLE, Model, load
 
 BACKENDS = ("gl", "numpy")
 _NETWORK_CACHE_SIZE = 4
@@ -94,7 +94,7 @@ def _normalized_depth(depth, shape, near, far) -> np.ndarray:
     return np.clip(np.nan_to_num(t, nan=1.0, posinf=1.0, neginf=0.0), 0, 1)
 
 
-def stylize(rgb, depth=None, model="default", *, near=None, far=None, strength: float = 1.0,
+def stylize(rgb, depth=None, model=DEFAULT_STYLE, *, near=None, far=None, strength: float = 1.0,
             internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized") -> np.ndarray:
     """Stylize an image: rgb (H, W, 3) uint8 / uint16 / float in [0, 1] (sRGB-encoded) ->
     (H, W, 3) uint8, through the same PostFX pass a renderer uses.

@@ -36,6 +36,7 @@ MAX_HEADER_BYTES = 16 << 20          # a 1024-layer model's header is far below 
 MAX_FILE_BYTES = 4 << 30
 MAX_JSON_DEPTH = 32                  # a model's metadata nests 4 deep
 MODEL_SUFFIX = ".safetensors"
+DEFAULT_STYLE = "toon-preview"      # what stylize / the demo use when no model is named
 _DTYPES = {"F32": np.dtype("<f4")}    # format v1 stores float32; fp16 is a run-time option
 REGENERATE_HINT = "re-export it with postfx.export_torch(...) from the training checkpoint"
 AGAIN_HINT = f"download or copy it again, or {REGENERATE_HINT}"

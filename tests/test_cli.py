@@ -97,3 +97,24 @@ def test_info_escapes_control_characters(tmp_path, capsys):
     assert cli.main(["info", str(tmp_path / "m.safetensors")]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b]0;owned\\x07" in out
+
+
+def test_stylize_writes_the_stylized_picture(tmp_path, model_path):
+    from PIL import Image
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 45, 3), dtype=np.uint8)
+    depth = np.linspace(0, 65535, 30 * 45).reshape(30, 45).astype(np.uint16)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    Image.fromarray(depth).save(tmp_path / "depth.png")
+    out = tmp_path / "out.png"
+    result = postfx_command("stylize", str(tmp_path / "in.png"), "--depth", str(tmp_path / "depth.png"),
+                            "-o", str(out), "--model", str(model_path))
+    assert result.returncode == 0, result.stderr
+    stylized = np.asarray(Image.open(out))
+    assert stylized.shape == (30, 45, 3) and not np.array_equal(stylized, rgb)
+
+
+def test_stylize_bad_input_is_a_clean_error(tmp_path, model_path):
+    result = postfx_command("stylize", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"),
+                            "--model", str(model_path))
+    assert result.returncode == 2 and "cannot read the image" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.png").exists()

@@ -87,8 +87,15 @@ def test_runtime_works_without_torch(tmp_path):
         import postfx
         import postfx.reference
         model = postfx.load({str(path)!r})
-        y = postfx.reference.run(model, np.zeros((7, 5, 4), np.float32))
+        x = np.random.default_rng(1).uniform(-1, 1, (7, 5, 4)).astype(np.float32)
+        y = postfx.reference.run(model, x)
         assert y.shape == (7, 5, 3) and np.isfinite(y).all(), y.shape
+        y_gl = postfx.run(model, x, backend="gl")                 # the GL runtime, EGL context
+        assert np.abs(y_gl - y).max() < 1e-4, np.abs(y_gl - y).max()
+        img = postfx.stylize(np.zeros((9, 11, 3), np.uint8), model=model)
+        assert img.shape == (9, 11, 3)
+        assert not any(name == "torch" or name.startswith("torch.") for name in sys.modules
+                       if sys.modules[name] is not None)
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)

@@ -202,7 +202,9 @@ def _check_signature(head: bytes, path: str) -> None:
     if head.startswith(b"PK\x03\x04"):
         raise NotAModelFile(f"{path}: this is a zip archive (a torch.save checkpoint?), not a safetensors "
                             f"model file. postfx never unpickles files; {REGENERATE_HINT}")
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+    # A safetensors header length can begin with the same two bytes (e.g. 640 =
+    # 80 02 ...); a real file has '{' at byte 8, a pickle never does.
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and head[8:9] != b"{":
         raise NotAModelFile(f"{path}: this is a Python pickle (a .pt / .pth / .ckpt?), not a safetensors "
                             f"model file. postfx never runs code from a model file; {REGENERATE_HINT}")
     if head.startswith(b"version https://git-lfs"):

@@ -333,6 +333,11 @@ def build_graph(layers: list[Layer], input_channels: int, output: str) -> Graph:
         tensors[layer.name] = TensorInfo(segs, (num, den))
     if output not in tensors or output == INPUT_TENSOR:
         raise ModelGraphError(f"output tensor {brief(output)} is not a layer of the model")
+    if output in tensors and len(tensors[output].segments) > 1:
+        # Readers take the output's first lanes as its channels: a concatenation's
+        # padding lanes would sit between them. End the network with a conv.
+        raise ModelGraphError(f"output tensor {output!r} is a concatenation {tensors[output].segments}; "
+                              "the output must be a single layer's result (end the network with a conv)")
     return Graph(list(layers), input_channels, output, tensors, pad_multiple, min_size)
 
 

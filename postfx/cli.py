@@ -115,9 +115,43 @@ def _cmd_stylize(args) -> int:
     return 0
 
 
+# --- dataset ---------------------------------------------------------------------
+
+def _add_dataset(subparsers) -> None:
+    p = subparsers.add_parser("dataset", help="render training data from the demo town",
+                              description="Render colour + depth datasets of the demo town.")
+    actions = p.add_subparsers(metavar="ACTION", required=True)
+    render = actions.add_parser("render", help="render random views as colour + 16-bit depth PNGs",
+                                description="Render N random street-level and elevated views of the town: "
+                                            "OUT/color/NNNNNN.png (RGB), OUT/depth/NNNNNN.png (16-bit normalized "
+                                            "linear depth), OUT/views.json (cameras, near / far). Deterministic "
+                                            "per seed; render held-out sets with another seed.")
+    render.add_argument("out", metavar="OUT", help="output folder (created if missing)")
+    render.add_argument("--views", type=int, required=True, metavar="N", help="number of views")
+    render.add_argument("--size", default="256", metavar="WxH",
+                        help="frame size, WIDTHxHEIGHT or one number for a square (default 256)")
+    render.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the views and the town (default 0)")
+    render.add_argument("--town-seed", type=int, metavar="T", help="build the town from this seed instead")
+    render.add_argument("--no-progress", action="store_true", help="no progress bar")
+    render.set_defaults(run=_cmd_dataset)
+
+
+def _cmd_dataset(args) -> int:
+    import time
+
+    from .dataset import parse_size, render_views
+    size = parse_size(args.size)
+    start = time.perf_counter()
+    out = render_views(args.out, args.views, size, args.seed, progress=not args.no_progress,
+                       town_seed=args.town_seed)
+    elapsed = time.perf_counter() - start
+    print(f"{args.views} views of {size[0]}x{size[1]} -> {out}  (seed {args.seed}, {elapsed:.1f} s)")
+    return 0
+
+
 # --- the parser ------------------------------------------------------------------
 
-COMMANDS = (_add_info, _add_stylize)
+COMMANDS = (_add_info, _add_stylize, _add_dataset)
 
 
 def build_parser() -> argparse.ArgumentParser:

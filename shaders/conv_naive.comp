@@ -3,7 +3,11 @@
 // slice (4 channels); every multiply-add reads its weight mat4 from the storage
 // buffer. The reference kernel for parity tests and the benchmark's baseline.
 // Inputs: one or two sources read as their channel concatenation (the fused
-// U-Net skip).
+// U-Net skip), each in its own loop: no per-slice source test.
+//
+// On Mesa llvmpipe every storage-buffer load is a scalar loop over the SIMD
+// lanes with a bounds check per component, so the 16 weight and 4 input
+// components each multiply-add block reads dominate this kernel's cost.
 #include "common.glsl"
 
 #ifndef KERNEL
@@ -42,13 +46,6 @@ layout(std430, binding = 4) readonly buffer Bias { vec4 bias[]; };            //
 uniform ivec2 in_size;    // (W, H)
 uniform ivec2 out_size;
 
-vec4 read_input(int slice, ivec2 pos) {
-#if SLICES_B > 0
-    if (slice >= SLICES_A) return decode_texel(source_b[texel_index(slice - SLICES_A, pos, in_size)]);
-#endif
-    return decode_texel(source_a[texel_index(slice, pos, in_size)]);
-}
-
 void main() {
     ivec2 out_pos = ivec2(gl_GlobalInvocationID.xy);
     int out_slice = int(gl_GlobalInvocationID.z);
@@ -63,7 +60,12 @@ void main() {
             if (any(lessThan(pos, ivec2(0))) || any(greaterThanEqual(pos, in_size))) continue;
 #endif
             int tap = ((out_slice * KERNEL + ky) * KERNEL + kx) * IN_SLICES;
-            for (int s = 0; s < IN_SLICES; ++s) acc += weights[tap + s] * read_input(s, pos);
+            for (int s = 0; s < SLICES_A; ++s)
+                acc += weights[tap + s] * decode_texel(source_a[texel_index(s, pos, in_size)]);
+#if SLICES_B > 0
+            for (int s = 0; s < SLICES_B; ++s)
+                acc += weights[tap + SLICES_A + s] * decode_texel(source_b[texel_index(s, pos, in_size)]);
+#endif
         }
     }
     destination[texel_index(out_slice, out_pos, out_size)] = encode_texel(activate(acc));

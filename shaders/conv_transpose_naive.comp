@@ -1,7 +1,8 @@
 #version 430
 // Plain transposed convolution in gather form: each output pixel sums the
 // input pixels whose stride-spaced footprint covers it (any kernel / stride /
-// padding). One invocation = one output pixel x one output slice.
+// padding). One invocation = one output pixel x one output slice; every
+// multiply-add reads its weight mat4 from the storage buffer.
 #include "common.glsl"
 
 #ifndef KERNEL
@@ -37,27 +38,27 @@ layout(std430, binding = 4) readonly buffer Bias { vec4 bias[]; };
 uniform ivec2 in_size;
 uniform ivec2 out_size;
 
-vec4 read_input(int slice, ivec2 pos) {
-#if SLICES_B > 0
-    if (slice >= SLICES_A) return decode_texel(source_b[texel_index(slice - SLICES_A, pos, in_size)]);
-#endif
-    return decode_texel(source_a[texel_index(slice, pos, in_size)]);
-}
-
 void main() {
     ivec2 out_pos = ivec2(gl_GlobalInvocationID.xy);
     int out_slice = int(gl_GlobalInvocationID.z);
     if (any(greaterThanEqual(out_pos, out_size))) return;
     vec4 acc = bias[out_slice];
-    for (int ky = 0; ky < KERNEL; ++ky) {
-        int ty = out_pos.y + PADDING - ky;             // = in_y * STRIDE when this tap reaches us
-        if (ty < 0 || ty % STRIDE != 0 || ty / STRIDE >= in_size.y) continue;
-        for (int kx = 0; kx < KERNEL; ++kx) {
+    // Only the taps whose stride-spaced footprint covers this pixel: kernel
+    // rows ky = (y + PADDING) mod STRIDE, + STRIDE, ... (no per-tap modulo test).
+    for (int ky = (out_pos.y + PADDING) % STRIDE; ky < KERNEL; ky += STRIDE) {
+        int ty = out_pos.y + PADDING - ky;             // = in_y * STRIDE
+        if (ty < 0 || ty >= in_size.y * STRIDE) continue;
+        for (int kx = (out_pos.x + PADDING) % STRIDE; kx < KERNEL; kx += STRIDE) {
             int tx = out_pos.x + PADDING - kx;
-            if (tx < 0 || tx % STRIDE != 0 || tx / STRIDE >= in_size.x) continue;
+            if (tx < 0 || tx >= in_size.x * STRIDE) continue;
             ivec2 pos = ivec2(tx, ty) / STRIDE;
             int tap = ((out_slice * KERNEL + ky) * KERNEL + kx) * IN_SLICES;
-            for (int s = 0; s < IN_SLICES; ++s) acc += weights[tap + s] * read_input(s, pos);
+            for (int s = 0; s < SLICES_A; ++s)
+                acc += weights[tap + s] * decode_texel(source_a[texel_index(s, pos, in_size)]);
+#if SLICES_B > 0
+            for (int s = 0; s < SLICES_B; ++s)
+                acc += weights[tap + SLICES_A + s] * decode_texel(source_b[texel_index(s, pos, in_size)]);
+#endif
         }
     }
     destination[texel_index(out_slice, out_pos, out_size)] = encode_texel(activate(acc));

@@ -1,7 +1,10 @@
-"""The network executor: weights uploaded once, activation buffers allocated
-once per run size, then one dispatch per layer with a storage barrier between
-producer and consumer. Nothing is allocated per frame."""
+"""The network executor: weights uploaded once, activation buffers (and the
+image views the "blocked" kernels read) allocated once per run size, then
+each layer's dispatches in order with a barrier between producer and consumer.
+Nothing is allocated per frame."""
 from __future__ import annotations
+
+import time
 
 import moderngl
 import numpy as np
@@ -13,7 +16,12 @@ from . import ops
 from .context import renderer, require_compute
 from .programs import ProgramCache
 
-KERNEL_CHOICES = ("optimized", "naive")
+KERNEL_CHOICES = ops.KERNEL_CHOICES
+
+# After a dispatch its output may be read as a storage buffer or copied into an
+# image view (a pixel-unpack read). A view refresh is an ordinary GL command,
+# visible to later dispatches without a barrier.
+_AFTER_DISPATCH = moderngl.SHADER_STORAGE_BARRIER_BIT | moderngl.PIXEL_BUFFER_BARRIER_BIT
 
 
 class GLNetwork:
@@ -22,14 +30,22 @@ class GLNetwork:
     def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: str = "optimized",
                  fp16: bool = False, programs: ProgramCache | None = None):
         require_compute(ctx)
+        if kernels not in KERNEL_CHOICES:
+            raise ValueError(f"kernels must be one of {list(KERNEL_CHOICES)}, got {kernels!r}")
         self.ctx, self.model, self.kernels, self.fp16 = ctx, model, kernels, bool(fp16)
+        self.limits = ops.DeviceLimits.of(ctx)
         self.texel_bytes = 8 if self.fp16 else 16
         self.programs = programs or ProgramCache(ctx)
         self._owns_programs = programs is None
         self.run_size: tuple[int, int] | None = None          # (H, W) the buffers are allocated for
+        self.sizes: dict = {}                                  # tensor name -> (W, H) at run size
         self.buffers: dict[str, moderngl.Buffer] = {}          # tensor name -> (slices, H, W) texels
+        self.views: dict[str, moderngl.TextureArray] = {}      # tensor name -> (W + 2b, H + 2b, slices) copy
+        self.view_border = 0                                   # b: zero texels around each view
         self.dispatches: list[ops.Dispatch] = []
-        self.weights: dict = {}
+        self._refresh_after: dict[int, list[str]] = {}         # dispatch index -> views refreshed after it
+        self.weights: dict = {}            # ("weights" | "bias", layer) -> storage buffer
+        self.weight_images: dict = {}      # ("weights", layer) -> image view of the same weights
         self.released = False
         try:
             self._upload_weights()
@@ -41,23 +57,44 @@ class GLNetwork:
     # --- build ---------------------------------------------------------------
 
     def _upload_weights(self) -> None:
-        limit = self.ctx.info["GL_MAX_SHADER_STORAGE_BLOCK_SIZE"]
-        for layer in self.model.graph.layers:
+        limit = self.limits.max_storage_block_size
+        graph = self.model.graph
+        for layer in graph.layers:
             if layer.op not in fmt.CONV_OPS:
                 continue
             weight, bias = self.model.layer_weights(layer)   # (os, K, K, is, 4, 4) mat4s, (os, 4)
             if weight.nbytes > limit:
                 raise DeviceLimitError(f"layer {layer.name!r}: weights of {weight.nbytes} bytes exceed "
                                        f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE {limit} on {renderer(self.ctx)}")
-            self.weights[("weights", layer.name)] = self.ctx.buffer(weight.astype("<f4").tobytes())
+            key = ("weights", layer.name)
+            if ops.choose_variant(layer, graph, self.kernels, self.limits).reads_weight_image:
+                self.weight_images[key] = self._weight_image(weight)
+            else:
+                self.weights[key] = self.ctx.buffer(weight.astype("<f4").tobytes())
             self.weights[("bias", layer.name)] = self.ctx.buffer(bias.astype("<f4").tobytes())
+
+    def _weight_image(self, weight: np.ndarray) -> moderngl.Texture:
+        """The packed weights as a (WEIGHT_IMAGE_WIDTH, rows) RGBA32F image, the
+        same bytes in the same order (shaders/weight_image.glsl), zero-padded to
+        whole rows."""
+        texels = weight.astype("<f4").reshape(-1, 4)
+        width = ops.WEIGHT_IMAGE_WIDTH
+        padded = np.zeros((ops.ceil_div(len(texels), width) * width, 4), "<f4")
+        padded[:len(texels)] = texels
+        return self.ctx.texture((width, len(padded) // width), 4, padded.tobytes(), dtype="f4")
 
     def _compile(self) -> None:
         """Compile every layer's program up front: shaders do not depend on the frame size."""
         sizes = self._tensor_sizes(self.model.pad_multiple, self.model.pad_multiple)
+        for d in self._plan(sizes):
+            ops.check_limits(d, self.limits)
+            self.programs.get(d.shader, d.defines, d.layer)
+
+    def _plan(self, sizes: dict) -> list[ops.Dispatch]:
+        plan = []
         for layer in self.model.graph.layers:
-            for d in ops.layer_dispatches(layer, self.model.graph, sizes, self.kernels, self.fp16):
-                self.programs.get(d.shader, d.defines, layer.name)
+            plan += ops.layer_dispatches(layer, self.model.graph, sizes, self.kernels, self.fp16, self.limits)
+        return plan
 
     def _tensor_sizes(self, run_h: int, run_w: int) -> dict:
         sizes = {}
@@ -69,53 +106,97 @@ class GLNetwork:
     # --- per resolution --------------------------------------------------------
 
     def resize(self, run_h: int, run_w: int) -> None:
-        """Allocate the activation buffers and plan the dispatches for one run size."""
+        """Allocate the activation buffers and image views and plan the dispatches for one run size."""
         self._check_live()
         if self.run_size == (run_h, run_w):
             return
         sizes = self._tensor_sizes(run_h, run_w)
-        info = self.ctx.info
-        max_block = info["GL_MAX_SHADER_STORAGE_BLOCK_SIZE"]
-        max_groups = info["GL_MAX_COMPUTE_WORK_GROUP_COUNT"]
-        plan = []
-        for layer in self.model.graph.layers:
-            plan += ops.layer_dispatches(layer, self.model.graph, sizes, self.kernels, self.fp16)
-        needed = {name: max(16, self.model.graph.tensors[name].slices * w * h * self.texel_bytes)
+        plan = self._plan(sizes)
+        graph = self.model.graph
+        needed = {name: max(16, graph.tensors[name].slices * w * h * self.texel_bytes)
                   for name, (w, h) in sizes.items()}
+        max_block = self.limits.max_storage_block_size
         for name, nbytes in needed.items():
             if nbytes > max_block:
                 raise FrameTooLarge(
                     f"at run size {run_w}x{run_h}, tensor {name!r} needs {nbytes / 2**20:.0f} MiB, beyond "
                     f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE ({max_block / 2**20:.0f} MiB) on {renderer(self.ctx)}; "
                     "use a smaller internal scale or fp16 storage")
+        viewed = {name for d in plan for name in d.images.values() if isinstance(name, str)}
+        # One zero border for every view, as wide as the widest reach past an edge.
+        border = max((d.view_border for d in plan if d.images), default=0)
         for d in plan:
-            if any(g > m for g, m in zip(d.groups, max_groups)):
-                raise DeviceLimitError(f"layer {d.layer!r}: {d.groups} work groups exceed "
-                                       f"GL_MAX_COMPUTE_WORK_GROUP_COUNT {max_groups} at {run_w}x{run_h}")
+            if d.images:
+                d.uniforms["view_border"] = border
+        for name in viewed:
+            (w, h), slices = sizes[name], graph.tensors[name].slices
+            w, h = w + 2 * border, h + 2 * border
+            if max(w, h) > self.limits.max_texture_size or slices > self.limits.max_array_layers:
+                raise FrameTooLarge(
+                    f"at run size {run_w}x{run_h}, the image view of tensor {name!r} ({w}x{h}, {slices} "
+                    f"layers) exceeds GL_MAX_TEXTURE_SIZE {self.limits.max_texture_size} / "
+                    f"GL_MAX_ARRAY_TEXTURE_LAYERS {self.limits.max_array_layers} on {renderer(self.ctx)}; "
+                    "use a smaller internal scale or kernels='tiled'")
+        for d in plan:
+            ops.check_limits(d, self.limits)
             d.program = self.programs.get(d.shader, d.defines, d.layer)
         self._release_activations()
         try:
             for name, nbytes in needed.items():
                 self.buffers[name] = self.ctx.buffer(reserve=nbytes)
+            for name in viewed:
+                w, h = sizes[name]
+                shape = (w + 2 * border, h + 2 * border, graph.tensors[name].slices)
+                # Zeroed once: refreshes write only the interior, the border stays zero.
+                zeros = bytes(shape[0] * shape[1] * shape[2] * self.texel_bytes)
+                self.views[name] = self.ctx.texture_array(shape, 4, zeros, dtype="f2" if self.fp16 else "f4")
         except BaseException:
             self._release_activations()
             raise
-        self.dispatches, self.run_size, self.sizes = plan, (run_h, run_w), sizes
+        # A view is refreshed after the last dispatch that writes its tensor.
+        last_writer = {d.bindings[ops.BIND_DESTINATION]: i for i, d in enumerate(plan)}
+        self._refresh_after = {}
+        for name in viewed:
+            if name in last_writer:
+                self._refresh_after.setdefault(last_writer[name], []).append(name)
+        self.dispatches, self.run_size, self.sizes, self.view_border = plan, (run_h, run_w), sizes, border
 
-    def run(self) -> None:
-        """Execute every layer on what the input buffer holds."""
+    def run(self, *, profile: dict | None = None) -> None:
+        """Execute every layer on what the input buffer holds. With a `profile`
+        dict, wait for each dispatch and add its wall time (image-view
+        copies included) to profile[layer name]: timer queries read ~0 on
+        llvmpipe, and this serialises the frame, so use it for breakdowns only."""
         self._check_live()
-        barrier = moderngl.SHADER_STORAGE_BARRIER_BIT
-        for d in self.dispatches:
+        clock = time.perf_counter
+        if fmt.INPUT_TENSOR in self.views:
+            self.ctx.memory_barrier(_AFTER_DISPATCH)         # the input may come from a compute pass
+            self._refresh_view(fmt.INPUT_TENSOR)
+        for index, d in enumerate(self.dispatches):
+            if profile is not None:
+                self.ctx.finish()
+                start = clock()
             for binding, source in d.bindings.items():
                 buffer = self.weights[source] if isinstance(source, tuple) else self.buffers[source]
                 buffer.bind_to_storage_buffer(binding)
+            for unit, source in d.images.items():
+                image = self.weight_images[source] if isinstance(source, tuple) else self.views[source]
+                image.bind_to_image(unit, read=True, write=False)
             for name, value in d.uniforms.items():
                 if name in d.program:
                     d.program[name] = value
             d.program.run(*d.groups)
             # The next dispatch reads what this one wrote.
-            self.ctx.memory_barrier(barrier)
+            self.ctx.memory_barrier(_AFTER_DISPATCH)
+            for name in self._refresh_after.get(index, ()):
+                self._refresh_view(name)
+            if profile is not None:
+                self.ctx.finish()
+                profile[d.layer] = profile.get(d.layer, 0.0) + clock() - start
+
+    def _refresh_view(self, name: str) -> None:
+        w, h = self.sizes[name]
+        border = self.view_border
+        self.views[name].write(self.buffers[name], viewport=(border, border, 0, w, h, self.views[name].layers))
 
     # --- host transfers (arrays in / out, tests) --------------------------------
 
@@ -143,18 +224,20 @@ class GLNetwork:
             raise ContextLost("the GL context was released; rebuild the pass in a live context")
 
     def _release_activations(self) -> None:
-        for buffer in self.buffers.values():
-            buffer.release()
+        for resource in (*self.buffers.values(), *self.views.values()):
+            resource.release()
         self.buffers.clear()
+        self.views.clear()
         self.dispatches, self.run_size = [], None
 
     def release(self) -> None:
         if self.released:
             return
         self._release_activations()
-        for buffer in self.weights.values():
-            buffer.release()
+        for resource in (*self.weights.values(), *self.weight_images.values()):
+            resource.release()
         self.weights.clear()
+        self.weight_images.clear()
         if self._owns_programs:
             self.programs.release()
         self.released = True

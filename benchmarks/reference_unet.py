@@ -1,0 +1,59 @@
+"""The benchmark network (performance.md): the reference pix2pix U-Net, RGBD
+in, RGB out, built with random weights straight into a model file -- no torch,
+no exporter. Layer names, shapes and activations match
+postfx.train.models.UNetGenerator (tests compare the two)."""
+from __future__ import annotations
+
+import numpy as np
+
+from postfx import model_format as fmt
+from postfx.exporters.builder import build_model
+
+
+def width(ngf: int, level: int) -> int:
+    return min(ngf * 2 ** (level - 1), 8 * ngf)
+
+
+def reference_unet(depth: int = 4, ngf: int = 16, *, in_channels: int = 4, seed: int = 0):
+    """Model of the reference U-Net with He-scaled random weights (activations
+    keep their scale through the depth, as in a trained network)."""
+    rng = np.random.default_rng(seed)
+    layers, weights = [], {}
+
+    def conv_weights(shape, fan_in):
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+    for level in range(1, depth + 1):
+        cin = in_channels if level == 1 else width(ngf, level - 1)
+        cout = width(ngf, level)
+        source = fmt.INPUT_TENSOR if level == 1 else f"enc{level - 1}"
+        layers.append(fmt.Layer(f"enc{level}", "conv2d", (source,), "leaky_relu", 0.2, cout, 4, 2, 1))
+        weights[f"enc{level}"] = (conv_weights((cout, cin, 4, 4), cin * 16),
+                                  rng.uniform(-0.1, 0.1, cout).astype(np.float32))
+    for level in range(depth, 0, -1):
+        cin = width(ngf, level) * (1 if level == depth else 2)
+        cout = 3 if level == 1 else width(ngf, level - 1)
+        sources = (f"enc{depth}",) if level == depth else (f"dec{level + 1}", f"enc{level}")
+        layers.append(fmt.Layer(f"dec{level}", "conv_transpose2d", sources, "tanh" if level == 1 else "relu", 0.0,
+                                cout, 4, 2, 1))
+        # Gather form: each output sees 4 of the 16 taps, so scale by the taps that reach it.
+        weights[f"dec{level}"] = (conv_weights((cin, cout, 4, 4), cin * 4),
+                                  rng.uniform(-0.1, 0.1, cout).astype(np.float32))
+    return build_model(layers, weights, input_channels=in_channels, output="dec1",
+                       name=f"unet_d{depth}_ngf{ngf}")
+
+
+def layer_macs(model, height: int, width_: int) -> dict[str, float]:
+    """Real multiply-adds of each conv layer for a run size (gather form for
+    transposed convs), the same count as Model.macs_per_pixel."""
+    graph = model.graph
+    out = {}
+    for layer in graph.layers:
+        if layer.op not in fmt.CONV_OPS:
+            continue
+        num, den = graph.tensors[layer.name].scale
+        pixels = height * width_ * (num / den) ** 2
+        cin = sum(fmt.in_segments(layer, graph.tensors))
+        taps = layer.kernel ** 2 if layer.op == "conv2d" else (layer.kernel / layer.stride) ** 2
+        out[layer.name] = pixels * layer.out_channels * cin * taps
+    return out

@@ -1,0 +1,200 @@
+"""Dataset capture: random views of the demo town as colour + depth image pairs,
+the input half of the paired data a style is trained on.
+
+Layout of a dataset folder::
+
+    color/000000.png    RGB, 8 bit, sRGB-encoded, rows top-down
+    depth/000000.png    16-bit greyscale: normalized linear depth (z - near) / (far - near)
+                        in [0, 1] times 65535 -- the model file's depth channel (model_format.py)
+    views.json          written last: seed, size, and per view the camera and time
+
+View i depends only on (seed, i): the first 100 views of a 1000-view set are the
+100-view set of the same seed. Use different seeds for the training and the
+held-out sets (each seed also builds its own town unless town_seed is given).
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .model_file import atomic_write
+
+FORMAT = "postfx.dataset"
+FORMAT_VERSION = 1
+MAX_SIDE = 4096             # pixels a side; larger frames are not what a per-frame network trains on
+MAX_VIEWS = 1_000_000
+DEPTH_SCALE = 65535         # 16-bit PNG value of normalized depth 1.0 (the far plane)
+VIEW_TIME_RANGE = 120.0     # seconds: the moving objects' time is drawn from [0, this)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x360' -> (640, 360); '256' -> (256, 256)."""
+    parts = str(text).lower().split("x")
+    try:
+        if len(parts) == 1:
+            size = (int(parts[0]), int(parts[0]))
+        elif len(parts) == 2:
+            size = (int(parts[0]), int(parts[1]))
+        else:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 640x360) or one number for a square") from None
+    return check_size(size)
+
+
+def check_size(size) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        w, h = size
+        if any(isinstance(v, bool) or int(v) != v for v in (w, h)):
+            raise TypeError
+        w, h = int(w), int(h)
+    except (TypeError, ValueError):
+        raise InputError(f"size must be (width, height) in whole pixels, got {size!r}") from None
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        raise InputError(f"size {w}x{h} is out of range: each side must be 1..{MAX_SIDE} pixels")
+    return w, h
+
+
+def _check_args(out_dir, views, seed, town_seed) -> Path:
+    if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= MAX_VIEWS:
+        raise InputError(f"views must be a whole number from 1 to {MAX_VIEWS}, got {views!r}")
+    for name, value in (("seed", seed), ("town_seed", town_seed)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+            raise InputError(f"{name} must be a whole number >= 0, got {value!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory; pass a folder for the dataset")
+    return out
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class _Progress:
+    """tqdm when it is installed, else a plain counter on stderr."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self._bar = total, 0, None
+        self.enabled = enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self._bar = tqdm(total=total, unit="view", desc="rendering")
+            except ImportError:
+                pass
+
+    def step(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        elif self.enabled and (self.done == self.total or self.done % max(1, self.total // 100) == 0):
+            print(f"\rrendering {self.done}/{self.total} views", end="\n" if self.done == self.total else "",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def render_views(out_dir, views: int, size, seed: int, progress: bool = True, *, town_seed: int | None = None,
+                 ctx=None) -> Path:
+    """Render `views` random views (colour + depth) of the town into out_dir; returns its path.
+
+    size: (width, height) or one number for a square. ctx: a moderngl context
+    (default: postfx's headless EGL context)."""
+    out = _check_args(out_dir, views, seed, town_seed)
+    width, height = check_size(size)
+    town_seed = seed if town_seed is None else town_seed
+
+    from .gl.context import headless_context
+    from .scene import Scene, SceneTarget, linear_depth01
+    ctx = ctx or headless_context()
+    for sub in ("color", "depth"):
+        try:
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{out / sub}: cannot make the folder ({e})") from None
+    records = []
+    scene = Scene(ctx, seed=int(town_seed))
+    bar = _Progress(views, progress)
+    try:
+        with SceneTarget(ctx, (width, height)) as target:
+            for index in range(views):
+                rng = np.random.default_rng([int(seed), index])
+                camera = scene.random_camera(rng)
+                time = float(rng.uniform(0.0, VIEW_TIME_RANGE))
+                scene.render(target, camera, time=time)
+                rgb = target.read_rgb()                                                  # (H, W, 3) uint8
+                depth01 = linear_depth01(target.read_depth(), camera.near, camera.far)   # (H, W) float32
+                depth16 = np.round(depth01 * DEPTH_SCALE).astype(np.uint16)              # (H, W) uint16
+                name = f"{index:06d}.png"
+                atomic_write(out / "color" / name, _png(rgb))
+                atomic_write(out / "depth" / name, _png(depth16))
+                records.append({"index": index, "color": f"color/{name}", "depth": f"depth/{name}",
+                                "time": time, **camera.to_dict()})
+                bar.step()
+    finally:
+        bar.close()
+        scene.release()
+    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "seed": int(seed), "town_seed": int(town_seed),
+            "size": [width, height], "count": views,
+            "depth": {"encoding": "uint16 png", "scale": DEPTH_SCALE, "value": "(z - near) / (far - near)",
+                      "z": "view-space distance along the camera axis"},
+            "camera": {"angles": "radians", "yaw": "0 looks along -z, positive turns right",
+                       "pitch": "positive looks up"},
+            "views": records}
+    atomic_write(out / "views.json", (json.dumps(info, indent=1) + "\n").encode("utf-8"))
+    return out
+
+
+def load_index(out_dir) -> dict:
+    """The parsed views.json of a dataset folder, checked for the fields the loaders use."""
+    path = Path(out_dir) / "views.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; is {out_dir} a folder written by `postfx dataset render` "
+                         "(views.json is written last, so an interrupted run has none)?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read it ({e})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{path}: not a {FORMAT} version {FORMAT_VERSION} index; re-render the dataset")
+    if not isinstance(info.get("views"), list) or len(info["views"]) != info.get("count"):
+        raise InputError(f"{path}: 'views' does not hold 'count' entries; re-render the dataset")
+    return info
+
+
+def load_view(out_dir, index: int, info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """View `index` of a dataset: (rgb uint8 (H, W, 3), depth01 float32 (H, W) in [0, 1]).
+    Pass `info` (load_index's result) to skip re-reading views.json in a loop."""
+    from PIL import Image, UnidentifiedImageError
+    info = info or load_index(out_dir)
+    count = len(info["views"])
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+        raise InputError(f"view index must be 0..{count - 1} for {out_dir}, got {index!r}")
+    view = info["views"][index]
+    width, height = info["size"]
+    arrays = []
+    for key, mode in (("color", "RGB"), ("depth", "I;16")):
+        path = Path(out_dir) / view[key]
+        try:
+            with Image.open(path) as img:
+                if img.mode != mode or img.size != (width, height):
+                    raise InputError(f"{path}: {img.mode} {img.size[0]}x{img.size[1]}, expected {mode} "
+                                     f"{width}x{height} as views.json says; re-render the dataset")
+                arrays.append(np.asarray(img))
+        except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+            raise InputError(f"{path}: cannot read it ({e})") from None
+    rgb, depth16 = arrays
+    return rgb, depth16.astype(np.float32) / DEPTH_SCALE

@@ -1,0 +1,92 @@
+"""One demo frame, shared by the window and the headless paths: render the
+scene, run the pass, and time both."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import moderngl
+
+from ..model_file import DEFAULT_STYLE, bundled_styles, load
+from ..postfx_pass import PostFX
+from ..scene import Camera, Scene, SceneTarget
+
+
+@dataclass
+class FrameTimes:
+    scene_ms: float = 0.0
+    pass_ms: float = 0.0
+    source: str = "wall clock"        # or "GPU timer"
+
+
+class PassTimer:
+    """ms per pass: a GPU timer query where it reads real time, else wall clock
+    with ctx.finish() (llvmpipe's timer queries read ~0, style.md 14)."""
+
+    def __init__(self, ctx: moderngl.Context):
+        self.ctx = ctx
+        self.query = ctx.query(time=True)
+        self.use_query = True
+
+    def measure(self, work) -> tuple[float, str]:
+        if self.use_query:
+            start = time.perf_counter()
+            with self.query:
+                work()
+            gpu_ms = self.query.elapsed / 1e6
+            wall_ms = (time.perf_counter() - start) * 1000
+            # A timer that reads far below the CPU-side submission time is not timing the work.
+            if gpu_ms > 0.05 * wall_ms:
+                return gpu_ms, "GPU timer"
+            self.use_query = False
+        self.ctx.finish()
+        start = time.perf_counter()
+        work()
+        self.ctx.finish()
+        return (time.perf_counter() - start) * 1000, "wall clock"
+
+
+class DemoFrame:
+    """Scene + pass at one frame size, in one context."""
+
+    def __init__(self, ctx: moderngl.Context, size, *, style=None, seed: int = 0,
+                 internal_scale: float = 1.0, strength: float = 1.0, fp16: bool = False):
+        self.ctx = ctx
+        self.styles = bundled_styles()
+        self.style = style if style is not None else DEFAULT_STYLE
+        self.scene = Scene(ctx, seed=seed)
+        self.target = SceneTarget(ctx, size)
+        self.fx = PostFX(ctx, load(self.style), internal_scale=internal_scale, strength=strength, fp16=fp16)
+        self.timer = PassTimer(ctx)
+        self.times = FrameTimes()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.target.size
+
+    def resize(self, size) -> None:
+        if tuple(size) != self.target.size:
+            self.target.release()
+            self.target = SceneTarget(self.ctx, size)
+
+    def set_style(self, style) -> None:
+        """Swap the network; keeps scale and strength."""
+        new = PostFX(self.ctx, load(style), internal_scale=self.fx.internal_scale, strength=self.fx.strength,
+                     fp16=self.fx._network.fp16)
+        self.fx.release()
+        self.fx, self.style = new, style
+
+    def render(self, camera: Camera, time_s: float, stylize: bool = True):
+        """Draw the scene, then (if stylize) the pass; returns the pass output texture or None."""
+        self.times.scene_ms, _ = self.timer.measure(lambda: self.scene.render(self.target, camera, time=time_s))
+        if not stylize:
+            return None
+        out = {}
+        self.times.pass_ms, self.times.source = self.timer.measure(
+            lambda: out.setdefault("tex", self.fx.apply(self.target.color, self.target.depth,
+                                                        near=camera.near, far=camera.far)))
+        return out["tex"]
+
+    def release(self) -> None:
+        for obj in (self.fx, self.target, self.scene):
+            obj.release()

@@ -151,7 +151,47 @@ def _cmd_dataset(args) -> int:
 
 # --- the parser ------------------------------------------------------------------
 
-COMMANDS = (_add_info, _add_stylize, _add_dataset)
+# --- demo ------------------------------------------------------------------------
+
+def _add_demo(subparsers) -> None:
+    from .model_file import DEFAULT_STYLE
+    p = subparsers.add_parser("demo", help="the demo town stylized live, in a window or headless",
+                              description="Open a window showing the demo scene with a style applied every "
+                                          "frame, or (--headless) render frames to a video / PNGs.")
+    p.add_argument("--headless", action="store_true", help="render through EGL with no display")
+    p.add_argument("--frames", type=int, default=120, help="frames to render headless (default 120)")
+    p.add_argument("--size", default="1280x720", metavar="WxH", help="frame / window size (default 1280x720)")
+    p.add_argument("--out", default="demo.mp4", help="headless output: .mp4 file or a folder for PNG frames")
+    p.add_argument("--style", default=DEFAULT_STYLE, help=f"bundled style or model file (default {DEFAULT_STYLE})")
+    p.add_argument("--scale", type=float, default=1.0, help="internal scale of the network (keys 1-4 in the window)")
+    p.add_argument("--strength", type=float, default=1.0, help="effect strength 0..1")
+    p.add_argument("--seed", type=int, default=0, help="town seed")
+    p.add_argument("--fp16", action="store_true", help="fp16 activation storage")
+    p.set_defaults(run=_cmd_demo)
+
+
+def _cmd_demo(args) -> int:
+    from .dataset import parse_size
+    size = parse_size(args.size)
+    options = dict(style=args.style, seed=args.seed, internal_scale=args.scale, strength=args.strength,
+                   fp16=args.fp16)
+    if args.headless:
+        from .demo.headless import render_headless
+        summary = render_headless(args.frames, size, args.out, **options)
+        print(f"{summary['frames']} frames {summary['size'][0]}x{summary['size'][1]} -> {summary['out']} "
+              f"and {summary['contact_sheet']}; median scene {summary['scene_ms_median']:.1f} ms, pass "
+              f"{summary['pass_ms_median']:.1f} ms, {summary['fps']:.1f} fps end to end")
+        return 0
+    from .demo.window import DemoWindow
+    window = DemoWindow(size, **options)
+    try:
+        window.run()
+    finally:
+        window.close()
+    return 0
+
+
+COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

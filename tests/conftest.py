@@ -22,4 +22,5 @@ def no_pending_gl_error():
     from postfx.gl import context
     ctx = getattr(context._local, "ctx", None)
     if ctx is not None and type(ctx.mglo).__name__ != "InvalidObject":
+        context.headless_context()          # current again, if a test made a window's context current
         assert ctx.error == "GL_NO_ERROR", "a GL error was left pending"

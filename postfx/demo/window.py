@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import PostFXError
+from ..gl.context import release_current
 from ..gl.programs import shader_source
 from ..model_file import atomic_write
 from .frame import DemoFrame
@@ -65,6 +66,7 @@ class DemoWindow:
         if not self.window:
             glfw.terminate()
             raise NoDisplay("could not create an OpenGL 4.3 core window: " + _no_display_message())
+        release_current()           # an EGL context current on this thread makes GLX refuse ours
         glfw.make_context_current(self.window)
         glfw.swap_interval(0)
         self.ctx = moderngl.create_context(require=430)

@@ -37,6 +37,8 @@ def headless_context() -> moderngl.Context:
     """A standalone EGL context, created on first use and kept per thread."""
     ctx = getattr(_local, "ctx", None)
     if ctx is not None and getattr(ctx, "mglo", None) is not None and type(ctx.mglo).__name__ != "InvalidObject":
+        # Another context (a glfw window, say) may have been made current since.
+        ctx.__enter__()
         return ctx
     try:
         ctx = moderngl.create_context(standalone=True, backend="egl")
@@ -50,3 +52,11 @@ def headless_context() -> moderngl.Context:
         raise
     _local.ctx = ctx
     return ctx
+
+
+def release_current() -> None:
+    """Make postfx's headless context not current, so a window system (GLX) can
+    make its own context current on this thread; headless_context() takes it back."""
+    ctx = getattr(_local, "ctx", None)
+    if ctx is not None and type(ctx.mglo).__name__ != "InvalidObject":
+        ctx.__exit__(None, None, None)

@@ -218,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     except PostFXError as e:
         print(f"postfx: error: {_printable(str(e))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `postfx info X | head` closed the pipe: not an error of ours. Point stdout
+        # at devnull so the interpreter's final flush does not raise again.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

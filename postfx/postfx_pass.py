@@ -8,7 +8,7 @@ import moderngl
 
 from . import model_format as fmt
 from .errors import ContextLost, FrameTooLarge, InputError, PassReleased
-from .gl.context import require_compute
+from .gl.context import is_live, require_compute
 from .gl.network import GLNetwork
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, texture_internal_format
@@ -231,7 +231,7 @@ class PostFX:
     def _check_live(self) -> None:
         if self._released:
             raise PassReleased("this PostFX pass was released; create a new one")
-        if type(self.ctx.mglo).__name__ == "InvalidObject":
+        if not is_live(self.ctx):
             raise ContextLost("the GL context of this pass was released; create a new pass in a live context")
 
     def _release_output(self) -> None:
@@ -248,7 +248,7 @@ class PostFX:
         if self._released:
             return
         self._released = True
-        if type(self.ctx.mglo).__name__ == "InvalidObject":
+        if not is_live(self.ctx):
             return          # the context took its objects with it
         self._release_output()
         if self._network is not None:

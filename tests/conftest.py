@@ -21,6 +21,6 @@ def no_pending_gl_error():
     yield
     from postfx.gl import context
     ctx = getattr(context._local, "ctx", None)
-    if ctx is not None and type(ctx.mglo).__name__ != "InvalidObject":
+    if ctx is not None and context.is_live(ctx):
         context.headless_context()          # current again, if a test made a window's context current
         assert ctx.error == "GL_NO_ERROR", "a GL error was left pending"

@@ -20,11 +20,16 @@ def renderer(ctx: moderngl.Context) -> str:
         return "unknown renderer"
 
 
+def is_live(ctx) -> bool:
+    """False once the moderngl context has been released (its objects become InvalidObject)."""
+    return getattr(ctx, "mglo", None) is not None and type(ctx.mglo).__name__ != "InvalidObject"
+
+
 def require_compute(ctx) -> None:
     """Raise a clear error unless ctx is a live moderngl context with OpenGL >= 4.3."""
     if not isinstance(ctx, moderngl.Context):
         raise TypeError(f"expected a moderngl.Context, got {type(ctx).__name__}")
-    if getattr(ctx, "mglo", None) is None or type(ctx.mglo).__name__ == "InvalidObject":
+    if not is_live(ctx):
         raise ContextLost("the moderngl context has been released; create the pass in a live context")
     if ctx.version_code < REQUIRED_VERSION:
         raise GLVersionError(
@@ -36,7 +41,7 @@ def require_compute(ctx) -> None:
 def headless_context() -> moderngl.Context:
     """A standalone EGL context, created on first use and kept per thread."""
     ctx = getattr(_local, "ctx", None)
-    if ctx is not None and getattr(ctx, "mglo", None) is not None and type(ctx.mglo).__name__ != "InvalidObject":
+    if ctx is not None and is_live(ctx):
         # Another context (a glfw window, say) may have been made current since.
         ctx.__enter__()
         return ctx
@@ -58,5 +63,5 @@ def release_current() -> None:
     """Make postfx's headless context not current, so a window system (GLX) can
     make its own context current on this thread; headless_context() takes it back."""
     ctx = getattr(_local, "ctx", None)
-    if ctx is not None and type(ctx.mglo).__name__ != "InvalidObject":
+    if ctx is not None and is_live(ctx):
         ctx.__exit__(None, None, None)

@@ -13,7 +13,7 @@ from .. import model_format as fmt
 from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
 from ..model_file import Model
 from . import ops
-from .context import renderer, require_compute
+from .context import is_live, renderer, require_compute
 from .programs import ProgramCache
 
 KERNEL_CHOICES = ops.KERNEL_CHOICES
@@ -220,7 +220,7 @@ class GLNetwork:
     def _check_live(self) -> None:
         if self.released:
             raise PassReleased("this network was released; create a new one")
-        if type(self.ctx.mglo).__name__ == "InvalidObject":
+        if not is_live(self.ctx):
             raise ContextLost("the GL context was released; rebuild the pass in a live context")
 
     def _release_activations(self) -> None:

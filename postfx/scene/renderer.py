@@ -13,7 +13,7 @@ import moderngl
 import numpy as np
 
 from ..errors import FrameTooLarge, FrameTooSmall, GLError, InputError, ShaderCompileError
-from ..gl.context import renderer
+from ..gl.context import is_live, renderer
 from ..gl.programs import specialise
 from .camera import Camera
 from .mesh import MATERIAL, MATERIALS, VERTEX_ATTRIBUTES, VERTEX_FORMAT, Mesh
@@ -81,7 +81,7 @@ class SceneTarget:
 
     def release(self) -> None:
         """Free the textures and framebuffer. Safe to call twice."""
-        if type(self.ctx.mglo).__name__ == "InvalidObject":
+        if not is_live(self.ctx):
             return
         if self.fbo is not None and self.ctx.fbo is self.fbo:
             # Leave no deleted framebuffer current (see _bind_live_framebuffer).
@@ -143,7 +143,7 @@ def _bind_live_framebuffer(ctx) -> None:
     if the caller released that one, rebinding it is a GL error. Then make the
     default framebuffer current instead."""
     current = ctx.fbo
-    if current is not None and type(current.mglo).__name__ == "InvalidObject":
+    if current is not None and not is_live(current):
         (ctx.screen or ctx.detect_framebuffer(0)).use()
 
 
@@ -353,7 +353,7 @@ class Scene:
     def release(self) -> None:
         """Free every GL object of the scene. Safe to call twice."""
         objects, self._objects = self._objects, []
-        if type(self.ctx.mglo).__name__ == "InvalidObject":
+        if not is_live(self.ctx):
             return
         for obj in reversed(objects):
             obj.release()

@@ -84,13 +84,13 @@ def _png(array: np.ndarray) -> bytes:
 class _Progress:
     """tqdm when it is installed, else a plain counter on stderr."""
 
-    def __init__(self, total: int, enabled: bool):
+    def __init__(self, total: int, enabled: bool, unit: str = "view", desc: str = "rendering"):
         self.total, self.done, self._bar = total, 0, None
-        self.enabled = enabled
+        self.enabled, self.unit, self.desc = enabled, unit, desc
         if enabled:
             try:
                 from tqdm import tqdm
-                self._bar = tqdm(total=total, unit="view", desc="rendering")
+                self._bar = tqdm(total=total, unit=unit, desc=desc)
             except ImportError:
                 pass
 
@@ -99,7 +99,7 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(1)
         elif self.enabled and (self.done == self.total or self.done % max(1, self.total // 100) == 0):
-            print(f"\rrendering {self.done}/{self.total} views", end="\n" if self.done == self.total else "",
+            print(f"\r{self.desc} {self.done}/{self.total} {self.unit}s", end="\n" if self.done == self.total else "",
                   file=sys.stderr, flush=True)
 
     def close(self) -> None:

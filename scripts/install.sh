@@ -17,7 +17,7 @@ python3 -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 if [ "${1:-}" = dev ]; then
   # CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
   python3 -c "import torch" 2>/dev/null || python3 -m pip install -q "torch==2.13.0"
-  python3 -m pip install -q -e ".[train,test]"
+  python3 -m pip install -q -e ".[train,test,examples,bench]"
 else
   python3 -m pip install -q -e .
 fi

@@ -1,4 +1,7 @@
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,3 +27,19 @@ def no_pending_gl_error():
     if ctx is not None and context.is_live(ctx):
         context.headless_context()          # current again, if a test made a window's context current
         assert ctx.error == "GL_NO_ERROR", "a GL error was left pending"
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A private X server (Xvfb) for tests that open real glfw windows; each such test
+    runs its window in a subprocess with DISPLAY set to this (GLX and the suite's EGL
+    context do not mix in one process)."""
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is not installed; scripts/install.sh installs it")
+    display = ":87"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield display
+    proc.terminate()
+    proc.wait(timeout=10)

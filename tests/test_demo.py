@@ -1,12 +1,9 @@
 """`postfx demo`: headless through EGL, a real glfw window under Xvfb, and no display (C2)."""
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from postfx.demo.headless import render_headless
@@ -35,19 +32,6 @@ def test_C2_no_display_gives_a_clear_message_and_nonzero_exit():
     result = subprocess.run([sys.executable, "-m", "postfx", "demo"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode != 0 and "--headless" in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def xvfb_display():
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is not installed; scripts/install.sh installs it")
-    display = ":87"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield display
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 WINDOW_SCRIPT = """

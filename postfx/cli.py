@@ -191,7 +191,63 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo)
+# --- eval ------------------------------------------------------------------------
+
+def _add_eval(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="score models on held-out pairs: PSNR / SSIM, baselines, ms per frame",
+                              description="Run each model through the GL pass on every held-out view (full frame, "
+                                          "with depth for RGBD models) and compare with the filter's targets; "
+                                          "print a markdown table with the unstylized-input and global "
+                                          "colour-transfer baselines and the network's vs the filter's ms per frame.")
+    p.add_argument("model", metavar="MODEL", help="a .safetensors model file or a bundled style name")
+    p.add_argument("data", metavar="DATA", help="held-out targets folder (`postfx dataset stylize` output)")
+    p.add_argument("--train", metavar="DIR", help="training targets folder: fits the colour-transfer baseline "
+                                                  "(without it that baseline is reported missing)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="MODEL2", help="more models to score beside MODEL")
+    p.add_argument("--plot", metavar="OUT.png", help="write PSNR / SSIM vs network depth (needs matplotlib)")
+    p.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
+    p.add_argument("--samples", metavar="DIR", help="write input | network | target sheets of the first views")
+    p.add_argument("--runs", type=int, default=10, metavar="N", help="frames timed per model (default 10)")
+    p.add_argument("--warmup", type=int, default=3, metavar="N", help="frames run before timing (default 3)")
+    p.set_defaults(run=_cmd_eval)
+
+
+def _json_ready(value):
+    # inf PSNR (a network that matches its target exactly) is not JSON: write null.
+    import math
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _cmd_eval(args) -> int:
+    from .model_file import atomic_write
+    from .train.evaluate import compare, markdown_table, plot_quality_vs_depth
+    results = compare([args.model, *args.compare], args.data, args.train, runs=args.runs, warmup=args.warmup,
+                      samples_dir=args.samples)
+    first = results[0]
+    width, height = first["frame_size"]
+    print(_printable(f"{first['views']} held-out views {width}x{height} of style {first['style']!r} "
+                     f"({args.data}); {first['renderer']}\n"))
+    print(_printable(markdown_table(results)))
+    ms = first["network_ms"]
+    notes = [f"network ms: median of {ms['runs']} frames after {ms['warmup']} warm-up, {ms['what']}",
+             "filter ms: the offline filter's mean wall clock per view, from the held-out targets.json"]
+    notes += [f"{name}: missing ({reason})" for name, reason in first["baselines_missing"].items()]
+    print(_printable("\n" + "\n".join(notes)))
+    if args.json:
+        atomic_write(args.json, (json.dumps(_json_ready(results), indent=1, allow_nan=False) + "\n").encode("utf-8"))
+        print(f"figures -> {args.json}")
+    if args.plot:
+        print(f"plot -> {plot_quality_vs_depth(results, args.plot)}")
+    return 0
+
+
+COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,50 +92,82 @@ def stylize_dataset(src_dir, out_dir, style: str, fn: StyleFn, params: dict | No
     return out
 
 
-def _find_image(folder: Path, stem: str) -> Path | None:
+def _find_images(folder: Path, stem: str) -> list[Path]:
+    """Every file in folder named stem + an image suffix (any case), each file once."""
+    found: list[Path] = []
     for suffix in IMAGE_SUFFIXES:
         for candidate in (folder / (stem + suffix), folder / (stem + suffix.upper())):
-            if candidate.is_file():
-                return candidate
-    return None
+            # On a case-insensitive file system both spellings name the same file.
+            if candidate.is_file() and not any(candidate.samefile(seen) for seen in found):
+                found.append(candidate)
+    return found
+
+
+# Pillow modes of at most 8 bits per channel: they convert to RGB without losing range
+# (a 16-bit grey image would be clipped, so it is refused rather than converted).
+_EIGHT_BIT_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "L", "LA", "1")
+
+
+def _read_target(path: Path, size) -> tuple[np.ndarray | None, str | None]:
+    """(rgb uint8 (H, W, 3), None) or (None, what is wrong with the file)."""
+    from PIL import Image, UnidentifiedImageError
+    width, height = size
+    try:
+        with Image.open(path) as img:
+            if img.size != (width, height):
+                return None, f"{img.size[0]}x{img.size[1]}, the dataset's views are {width}x{height}"
+            if img.mode not in _EIGHT_BIT_MODES:
+                what = {"I;16": "16-bit grey", "I;16B": "16-bit grey", "I;16L": "16-bit grey", "I": "32-bit integer",
+                        "F": "32-bit float", "CMYK": "CMYK"}.get(img.mode, f"mode {img.mode}")
+                return None, f"{what} image; save targets as 8-bit RGB (or 8-bit grey)"
+            img.load()          # decodes the whole file: a truncated one fails here
+            return np.asarray(img.convert("RGB")), None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        return None, f"cannot read it ({e})"
 
 
 def targets_from_folder(src_dir, folder, out_dir, progress: bool = True) -> Path:
     """Targets made elsewhere (e.g. a Photoshop batch over color/): folder holds one image
     per view with the view's file stem (000000.png, 000000.jpg, ...). Every file is
-    checked before anything is written; all problems are listed in one error."""
-    from PIL import Image, UnidentifiedImageError
+    decoded and checked before anything is written; all problems are listed in one
+    error (reliability D4). The images are read again to be written, so memory stays
+    one frame whatever the number of views."""
     src, folder = Path(src_dir), Path(folder)
     info = load_index(src)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of target images")
-    width, height = info["size"]
-    images, problems = [], []
-    for view in info["views"]:
-        stem = Path(view["color"]).stem
-        path = _find_image(folder, stem)
-        if path is None:
-            problems.append(f"{folder / stem}.*: missing (one image per view, named like color/{stem}.png)")
-            continue
-        try:
-            with Image.open(path) as img:
-                img.load()
-                if img.size != (width, height):
-                    problems.append(f"{path}: {img.size[0]}x{img.size[1]}, the dataset's views are {width}x{height}")
-                    continue
-                if img.mode not in ("RGB", "RGBA", "P", "L"):
-                    problems.append(f"{path}: mode {img.mode}; save targets as 8-bit RGB")
-                    continue
-                images.append((path, np.asarray(img.convert("RGB"))))
-        except (UnidentifiedImageError, OSError) as e:
-            problems.append(f"{path}: cannot read it ({e})")
-    if problems:
-        raise InputError(f"{len(problems)} of {len(info['views'])} targets in {folder} are unusable:\n  "
-                         + "\n  ".join(problems))
-    out = _prepare_out(out_dir, src)
-    bar = _Progress(len(images), progress, unit="view", desc="copying targets")
+    size = info["size"]
+    paths, problems = [], []
+    bar = _Progress(len(info["views"]), progress, unit="view", desc="checking targets")
     try:
-        for view, (_, rgb) in zip(info["views"], images):
+        for view in info["views"]:
+            stem = Path(view["color"]).stem
+            found = _find_images(folder, stem)
+            if not found:
+                problems.append(f"{folder / stem}.*: missing (one image per view, named like color/{stem}.png)")
+            elif len(found) > 1:
+                problems.append(f"{folder / stem}.*: {len(found)} candidates ({', '.join(p.name for p in found)}); "
+                                "keep one image per view")
+            else:
+                _, problem = _read_target(found[0], size)
+                if problem:
+                    problems.append(f"{found[0]}: {problem}")
+                paths.append(found[0])
+            bar.step()
+    finally:
+        bar.close()
+    if problems:
+        empty = "" if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()) else \
+            f" ({folder} holds no images at all)"
+        raise InputError(f"{len(problems)} of {len(info['views'])} targets in {folder} are unusable{empty}; "
+                         "nothing was written:\n  " + "\n  ".join(problems))
+    out = _prepare_out(out_dir, src)
+    bar = _Progress(len(paths), progress, unit="view", desc="copying targets")
+    try:
+        for view, path in zip(info["views"], paths):
+            rgb, problem = _read_target(path, size)
+            if problem:         # changed since it was checked a moment ago
+                raise InputError(f"{path}: {problem}")
             atomic_write(out / "target" / Path(view["color"]).name, _png(rgb))
             bar.step()
     finally:

@@ -7,7 +7,7 @@ import math
 import moderngl
 
 from . import model_format as fmt
-from .errors import ContextLost, FrameTooLarge, InputError, PassReleased
+from .errors import ContextLost, FrameTooLarge, FrameTooSmall, InputError, PassReleased
 from .gl.context import is_live, require_compute
 from .gl.network import GLNetwork
 from .gl.programs import ProgramCache
@@ -55,7 +55,10 @@ class PostFX:
         self._frame_size = None          # (W, H)
         self._released = False
         try:
-            self._network = GLNetwork(ctx, self.model, kernels=kernels, fp16=fp16, programs=self._programs)
+            # present.comp reads the output through an image view: on llvmpipe a storage-buffer
+            # load is a loop over the SIMD lanes, and present makes four per frame pixel.
+            self._network = GLNetwork(ctx, self.model, kernels=kernels, fp16=fp16, programs=self._programs,
+                                      output_view=True)
             # Sampler objects override the textures' own state, which stays the caller's.
             self._depth_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
                                               filter=(moderngl.NEAREST, moderngl.NEAREST), compare_func="")
@@ -99,9 +102,7 @@ class PostFX:
     def resize(self, width: int, height: int) -> None:
         """Allocate everything for frames of width x height (apply() does this on a size change)."""
         self._check_live()
-        if width < 1 or height < 1:
-            from .errors import FrameTooSmall
-            raise FrameTooSmall(f"frame {width}x{height} is empty (a minimized window?); skip the pass for it")
+        _check_not_empty(width, height)
         limit = self.ctx.info["GL_MAX_TEXTURE_SIZE"]
         if width > limit or height > limit:
             raise FrameTooLarge(f"frame {width}x{height} exceeds GL_MAX_TEXTURE_SIZE {limit}")
@@ -161,6 +162,8 @@ class PostFX:
         """Stylize one frame. Returns the output texture, or None when drawing into `target`
         (a moderngl.Framebuffer or RGBA8 Texture of the frame size)."""
         self._check_live()
+        if isinstance(color_tex, moderngl.Texture):
+            _check_not_empty(*color_tex.size)      # C5: before any GL call, the buffers kept as they are
         color_format, image_format = self._color_format(color_tex)
         depth = self._depth_defines(depth_tex, color_tex.size, near, far, reversed_z)
         width, height = color_tex.size
@@ -194,8 +197,9 @@ class PostFX:
         present = self._programs.get("present.comp", {"COLOR_FORMAT": color_format, "STORAGE_FP16": fp16})
         self._bind_color(present, color_tex, color_format, image_format)
         out_tex.bind_to_image(1, read=False, write=True, format=GL_RGBA8)
-        self._network.buffers[self.model.graph.output].bind_to_storage_buffer(0)
-        _set(present, value_range=self.model.output_range, strength=self._strength, **common)
+        self._network.views[self.model.graph.output].bind_to_image(2, read=True, write=False)
+        _set(present, value_range=self.model.output_range, strength=self._strength,
+             view_border=self._network.view_border, **common)
         present.run(-(-width // 8), -(-height // 8), 1)
         if color_format == COLOR_FORMAT_SRGB:
             self._color_sampler.clear(0)     # a bound sampler would override the caller's texture state
@@ -264,6 +268,11 @@ class PostFX:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+def _check_not_empty(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise FrameTooSmall(f"frame {width}x{height} is empty (a minimized window?); skip the pass for it")
 
 
 def _set(program, **uniforms) -> None:

@@ -5,7 +5,7 @@
 #   bash scripts/install.sh dev        + torch (CPU), training and test extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
-debs=(libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 xvfb xauth)
+debs=(libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 xvfb xauth libxtst6)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -7,17 +7,25 @@
 
 layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
 
+#if STORAGE_FP16
+#define OUTPUT_VIEW_FORMAT rgba16f
+#else
+#define OUTPUT_VIEW_FORMAT rgba32f
+#endif
+
 layout(rgba8, binding = 1) writeonly uniform image2D output_image;
-layout(std430, binding = 0) readonly buffer Network { texel_t network_output[]; };   // (1, Hr, Wr)
+// The network output's image view (shaders/image_sources.glsl): four loads per pixel,
+// and on llvmpipe an imageLoad costs a fraction of a storage-buffer load.
+layout(OUTPUT_VIEW_FORMAT, binding = 2) readonly uniform image2DArray network_output;   // (1, Hr + 2b, Wr + 2b)
 
 uniform ivec2 frame_size;
 uniform ivec2 scaled_size;
-uniform ivec2 run_size;
 uniform vec2 value_range;       // the model's output range for [0, 1]
 uniform float strength;         // 0 = original frame, 1 = fully stylized
+uniform int view_border;        // b: the view's zero border
 
 vec3 stylized(ivec2 p) {
-    vec3 v = decode_texel(network_output[texel_index(0, p, run_size)]).rgb;
+    vec3 v = imageLoad(network_output, ivec3(p + view_border, 0)).rgb;
     return (v - value_range.x) / (value_range.y - value_range.x);
 }
 

@@ -6,7 +6,10 @@ import sys
 import numpy as np
 from PIL import Image
 
+from postfx.demo.frame import DemoFrame
 from postfx.demo.headless import render_headless
+
+from gl_objects import difference, live_gl_objects
 
 
 def _not_flat(img):
@@ -19,6 +22,27 @@ def test_headless_writes_video_and_contact_sheet(tmp_path):
     sheet = np.asarray(Image.open(summary["contact_sheet"]).convert("RGB")).astype(int)
     before, after = sheet[:64, :96], sheet[:64, 100:]
     assert _not_flat(before) and _not_flat(after) and np.abs(before - after).mean() > 2
+
+
+def _render_demo_frames(ctx, size):
+    demo = DemoFrame(ctx, size)
+    try:
+        assert demo.render(demo.scene.camera_path(0.0), 0.0) is not None
+        demo.resize((size[0] - 7, size[1] + 5))
+        demo.fx.internal_scale = 0.5
+        demo.render(demo.scene.camera_path(0.5), 0.5)
+    finally:
+        demo.release()
+
+
+def test_demo_frames_leave_no_gl_objects_behind(gl_ctx):
+    """The headless demo runs in postfx's long-lived context: a DemoFrame made, resized,
+    rendered and released there leaves nothing behind (reliability C10 / C15)."""
+    _render_demo_frames(gl_ctx, (64, 48))          # what a context keeps once (the shared timer query)
+    baseline = live_gl_objects()
+    for _ in range(2):
+        _render_demo_frames(gl_ctx, (64, 48))
+    assert difference(live_gl_objects(), baseline) == {}
 
 
 def test_headless_png_frames(tmp_path):
@@ -70,3 +94,111 @@ def test_window_renders_stylized_frames_and_keys(xvfb_display, tmp_path):
                             text=True, timeout=180)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
     assert len(list(tmp_path.glob("postfx-*.png"))) == 2
+
+
+FREE_FLY_SCRIPT = """
+import ctypes
+import math
+import sys
+import time
+from postfx.demo.window import DemoWindow, MOUSE_TURN
+
+# Real X input through the XTest extension: the X server -> glfw -> the demo's callbacks.
+try:
+    x11, xtst = ctypes.CDLL("libX11.so.6"), ctypes.CDLL("libXtst.so.6")
+except OSError as e:
+    sys.exit(f"this test sends X input through libXtst (Debian: libxtst6, scripts/install.sh): {e}")
+x11.XOpenDisplay.restype, x11.XOpenDisplay.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+x11.XStringToKeysym.restype, x11.XStringToKeysym.argtypes = ctypes.c_ulong, [ctypes.c_char_p]
+x11.XKeysymToKeycode.restype, x11.XKeysymToKeycode.argtypes = ctypes.c_ubyte, [ctypes.c_void_p, ctypes.c_ulong]
+x11.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+xtst.XTestFakeKeyEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_ulong]
+xtst.XTestFakeMotionEvent.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_ulong]
+display = x11.XOpenDisplay(None)
+assert display, "no X display"
+
+window = DemoWindow((160, 96))
+glfw = window.glfw
+
+
+def settle(what, done):
+    # Events reach glfw asynchronously: poll until the demo has seen them.
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline, "X event never arrived: " + what
+        glfw.poll_events()
+        time.sleep(0.005)
+
+
+def key(name, glfw_key, down):
+    code = x11.XKeysymToKeycode(display, x11.XStringToKeysym(name.encode()))
+    xtst.XTestFakeKeyEvent(display, code, int(down), 0)
+    x11.XSync(display, 0)
+    settle(f"{name} {'down' if down else 'up'}", lambda: (glfw_key in window._keys_down) == down)
+
+
+wx, wy = glfw.get_window_pos(window.window)
+
+
+def pointer(x, y):
+    xtst.XTestFakeMotionEvent(display, -1, wx + x, wy + y, 0)
+    x11.XSync(display, 0)
+    settle(f"pointer to {x},{y}", lambda: window._mouse == (x, y))
+
+
+try:
+    # The glfw callbacks are the demo's handlers.
+    assert glfw.set_key_callback(window.window, window._on_key) == window._on_key
+    assert glfw.set_cursor_pos_callback(window.window, window._on_mouse) == window._on_mouse
+    glfw.focus_window(window.window)
+    pointer(20, 20)                      # keys go to the window under the pointer
+    assert window.run(max_frames=1) == 1
+
+    key("f", glfw.KEY_F, True)
+    key("f", glfw.KEY_F, False)
+    assert window.state.free_fly and window._mouse is None
+    start = window.camera
+    window.run(max_frames=2)
+    assert window.camera == start, "free-fly with no key held must keep the camera still"
+
+    key("w", glfw.KEY_W, True)
+    window.run(max_frames=3)
+    key("w", glfw.KEY_W, False)
+    moved = window.camera
+    delta = [b - a for a, b in zip(start.position, moved.position)]
+    ahead = sum(d * f for d, f in zip(delta, start.forward))
+    sideways = math.sqrt(max(0.0, sum(d * d for d in delta) - ahead * ahead))
+    assert ahead > 0.05 and sideways < 1e-6 * ahead, (start.position, moved.position, start.forward)
+    assert (moved.yaw, moved.pitch) == (start.yaw, start.pitch)
+    window.run(max_frames=1)
+    assert window.camera == moved, "W released: the camera must stop"
+
+    pointer(40, 50)                      # the first position only anchors the mouse
+    assert window.camera == moved
+    pointer(100, 30)                     # 60 px right, 20 px up
+    turned = window.camera
+    assert math.isclose(turned.yaw - moved.yaw, 60 * MOUSE_TURN, rel_tol=1e-9), (moved.yaw, turned.yaw)
+    assert math.isclose(turned.pitch - moved.pitch, 20 * MOUSE_TURN, rel_tol=1e-9), (moved.pitch, turned.pitch)
+    assert turned.position == moved.position
+
+    for name, glfw_key, sign in (("e", glfw.KEY_E, 1), ("q", glfw.KEY_Q, -1)):
+        before = window.camera
+        key(name, glfw_key, True)
+        window.run(max_frames=2)
+        key(name, glfw_key, False)
+        after = window.camera
+        rise = after.position[1] - before.position[1]
+        assert sign * rise > 0.05, (name, before.position, after.position)
+        assert after.position[0] == before.position[0] and after.position[2] == before.position[2], name
+finally:
+    window.close()
+print("ok")
+"""
+
+
+def test_free_fly_keys_and_mouse_move_the_camera(xvfb_display):
+    """F, then W / mouse / E / Q as real X input events (XTest) under Xvfb."""
+    env = dict(os.environ, DISPLAY=xvfb_display)
+    result = subprocess.run([sys.executable, "-c", FREE_FLY_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

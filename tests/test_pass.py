@@ -1,5 +1,6 @@
 """The PostFX pass in a real (headless EGL) context: orientation, colour and
-depth conventions, caller state, lifetime (reliability C1, C5, C9, C11, C12, C16)."""
+depth conventions, caller state, resizes, lifetime (reliability C1, C5, C9, C10, C11,
+C12, C16)."""
 import ctypes
 import os
 import subprocess
@@ -13,10 +14,12 @@ import pytest
 import postfx
 from postfx import errors
 from postfx.exporters.builder import build_model
+from postfx.model_file import DEFAULT_STYLE
 from postfx.model_format import Layer
 from postfx.postfx_pass import PostFX
 
-from parity import assert_close
+from gl_objects import difference, live_gl_objects
+from parity import assert_close, assert_image_close
 
 
 def small_unet(input_channels=4, seed=0):
@@ -149,6 +152,8 @@ def test_C12_depth_linearization_matches_the_analytic_value(gl_ctx, model, depth
     finally:
         color.release()
         depth_tex.release()
+        if depth_format != "D24":             # ours, made through GL: external_texture does not own it
+            _gl().glDeleteTextures(1, ctypes.byref(ctypes.c_uint(depth_tex.glo)))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -204,7 +209,12 @@ def test_C9_caller_state_does_not_change_the_output(gl_ctx, model):
         assert gl_ctx.scissor == (0, 0, 2, 2), "the caller's scissor box was not restored"
         gl_ctx.disable(moderngl.BLEND | moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         gl_ctx.scissor = None
-        gl_ctx.screen.use() if gl_ctx.screen is not None else None
+        # Framebuffer 0, not a released one: moderngl rebinds the framebuffer it last
+        # used after creating the next, and a deleted name there is GL_INVALID_OPERATION.
+        gl_ctx.detect_framebuffer(0).use()
+        for fbo in (junk_fbo, target):        # a simple_framebuffer's renderbuffers are not freed with it
+            for attachment in (*fbo.color_attachments, fbo.depth_attachment):
+                attachment.release()
         for obj in (junk_tex, junk_buf, junk_fbo, target):
             obj.release()
     assert clean == cluttered == drawn
@@ -271,3 +281,111 @@ def test_C1_context_below_gl43_names_the_renderer_and_requirement(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "needs OpenGL 4.3" in result.stdout and "llvmpipe" in result.stdout and "3.3" in result.stdout
+
+
+def test_live_gl_object_counter_sees_each_object_come_and_go(gl_ctx):
+    """The counter C10 relies on: one more of each kind while it lives, back after release."""
+    before = live_gl_objects()
+    texture = gl_ctx.texture((4, 4), 4)
+    buffer = gl_ctx.buffer(reserve=16)
+    sampler = gl_ctx.sampler()
+    framebuffer = gl_ctx.framebuffer(color_attachments=[texture])
+    program = gl_ctx.compute_shader("#version 430\nlayout(local_size_x = 1) in;\nvoid main() {}\n")
+    created = [texture, buffer, sampler, framebuffer, program]
+    try:
+        assert difference(live_gl_objects(), before) == {"texture": 1, "buffer": 1, "sampler": 1,
+                                                         "framebuffer": 1, "program": 1}
+    finally:
+        for obj in reversed(created):
+            obj.release()
+    assert difference(live_gl_objects(), before) == {}
+
+
+def _frame_textures(ctx, h, w):
+    """An asymmetric colour frame and a depth ramp as RGBA8 + D24 textures (GL rows
+    bottom-up), and what the pass should make of them. Depth is encoded for near 1,
+    far 2 (window depth 2 - 2 / z), which the pass linearizes back to z - 1."""
+    rgb = asymmetric_image(h, w)
+    y, x = np.mgrid[0:h, 0:w]
+    linear = ((3 * x + 7 * y) % 101 / 100).astype(np.float32)
+    rgba = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], 2)
+    window_depth = (2.0 - 2.0 / (1.0 + linear)).astype(np.float32)
+    color = ctx.texture((w, h), 4, np.flipud(rgba).tobytes() if h * w else None)
+    depth = ctx.depth_texture((w, h), np.flipud(window_depth).tobytes() if h * w else None)
+    return color, depth, rgb, linear
+
+
+C10_SIZES = [(640, 480), (641, 479), (1, 1), (0, 0), (1920, 1080), (640, 480)]     # (W, H)
+
+
+def test_C10_resize_sequence_gives_correct_frames_and_no_leaked_gl_objects(gl_ctx):
+    model = postfx.load(DEFAULT_STYLE)          # the bundled style the demo runs
+    expected_at = {}
+    before_pass = live_gl_objects()
+    fx = PostFX(gl_ctx, model)
+    baseline = None
+    try:
+        for w, h in C10_SIZES:
+            color, depth, rgb, linear = _frame_textures(gl_ctx, h, w)
+            try:
+                if w * h == 0:
+                    # C5: refused before the pass touches GL, its buffers for the last size kept.
+                    kept = (fx.output.glo, fx._network.run_size)
+                    with pytest.raises(errors.FrameTooSmall, match="0x0"):
+                        fx.apply(color, depth, near=1.0, far=2.0)
+                    assert (fx.output.glo, fx._network.run_size) == kept
+                    continue
+                out = fx.apply(color, depth, near=1.0, far=2.0)
+                assert out.size == (w, h)
+                frame = np.flipud(np.frombuffer(out.read(), np.uint8).reshape(h, w, 4))[..., :3]
+                if (w, h) not in expected_at:
+                    expected_at[w, h] = expected_stylized(model, rgb, linear)
+                # One 8-bit rounding step, as the other pass tests allow (1.01: float slack).
+                assert_image_close(frame, expected_at[w, h], what=f"C10 frame {w}x{h}", max_err_8bit=1.01,
+                                   value_range=(0, 255))
+            finally:
+                color.release()
+                depth.release()
+            if baseline is None:
+                baseline = live_gl_objects()
+        assert gl_ctx.error == "GL_NO_ERROR"
+        leaked = difference(live_gl_objects(), baseline)
+        assert leaked == {}, f"after {C10_SIZES}, live GL objects differ from the first 640x480 frame: {leaked}"
+    finally:
+        fx.release()
+    leaked = difference(live_gl_objects(), before_pass)
+    assert leaked == {}, f"after release the pass left GL objects behind: {leaked}"
+
+
+def _bilinear_upsample(image, frame_h, frame_w):
+    """present.comp's upsample of an (h, w, C) top-down image to the frame size (pixel centres, edge clamp)."""
+    h, w = image.shape[:2]
+
+    def taps(n_out, n_in):
+        src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        i0 = np.floor(src).astype(int)
+        return i0, np.minimum(i0 + 1, n_in - 1), (src - i0)
+    y0, y1, fy = taps(frame_h, h)
+    x0, x1, fx = taps(frame_w, w)
+    rows = image[y0] * (1 - fy)[:, None, None] + image[y1] * fy[:, None, None]
+    return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+
+
+@pytest.mark.parametrize("scale, fp16", [(0.5, False), (0.75, True)])
+def test_internal_scale_output_is_the_bilinear_upsample_blended_by_strength(gl_ctx, model, scale, fp16):
+    """What present.comp makes of the network's output at an internal scale below 1."""
+    h, w, strength = 45, 62, 0.7
+    color, depth, rgb, _ = _frame_textures(gl_ctx, h, w)
+    try:
+        with PostFX(gl_ctx, model, internal_scale=scale, strength=strength, fp16=fp16) as fx:
+            out = fx.apply(color, depth, near=1.0, far=2.0)
+            frame = np.flipud(np.frombuffer(out.read(), np.uint8).reshape(h, w, 4))[..., :3].astype(float)
+            sw, sh = fx._scaled_size
+            network = fx._network.read_tensor(model.graph.output)[:3, :sh, :sw].transpose(1, 2, 0)
+    finally:
+        color.release()
+        depth.release()
+    assert (sw, sh) == (round(w * scale), round(h * scale))
+    stylized = np.clip(_bilinear_upsample((network + 1) / 2, h, w), 0, 1)
+    expected = np.clip(rgb / 255 * (1 - strength) + stylized * strength, 0, 1) * 255
+    assert np.abs(frame - expected).max() <= 1.0, f"worst {np.abs(frame - expected).max():.2f} 8-bit steps"

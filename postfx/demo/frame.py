@@ -3,6 +3,7 @@ scene, run the pass, and time both."""
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass
 
 import moderngl
@@ -19,13 +20,20 @@ class FrameTimes:
     source: str = "wall clock"        # or "GPU timer"
 
 
+# moderngl 5's Query has no release(): a query per PassTimer would stay alive in a
+# long-lived context (the headless one) for every DemoFrame made in it. One per context.
+_timer_queries: "weakref.WeakKeyDictionary[moderngl.Context, moderngl.Query]" = weakref.WeakKeyDictionary()
+
+
 class PassTimer:
     """ms per pass: a GPU timer query where it reads real time, else wall clock
     with ctx.finish() (llvmpipe's timer queries read ~0, style.md 14)."""
 
     def __init__(self, ctx: moderngl.Context):
         self.ctx = ctx
-        self.query = ctx.query(time=True)
+        if ctx not in _timer_queries:
+            _timer_queries[ctx] = ctx.query(time=True)
+        self.query = _timer_queries[ctx]
         self.use_query = True
 
     def measure(self, work) -> tuple[float, str]:

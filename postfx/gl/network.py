@@ -28,14 +28,19 @@ class GLNetwork:
     """A model's layers as compute dispatches in one moderngl context."""
 
     def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: str = "optimized",
-                 fp16: bool = False, programs: ProgramCache | None = None):
+                 fp16: bool = False, programs: ProgramCache | None = None, output_view: bool = False):
+        """output_view: also keep an image view of the output tensor, refreshed after
+        the last layer, for a consumer that reads it as an image (PostFX's present)."""
         require_compute(ctx)
         if kernels not in KERNEL_CHOICES:
             raise ValueError(f"kernels must be one of {list(KERNEL_CHOICES)}, got {kernels!r}")
         self.ctx, self.model, self.kernels, self.fp16 = ctx, model, kernels, bool(fp16)
+        self.output_view = bool(output_view)
         self.limits = ops.DeviceLimits.of(ctx)
         self.texel_bytes = 8 if self.fp16 else 16
-        self.programs = programs or ProgramCache(ctx)
+        # `is None`, not `or`: an empty ProgramCache is falsy (it has __len__), and the
+        # network would then compile into a private cache that nobody releases.
+        self.programs = ProgramCache(ctx) if programs is None else programs
         self._owns_programs = programs is None
         self.run_size: tuple[int, int] | None = None          # (H, W) the buffers are allocated for
         self.sizes: dict = {}                                  # tensor name -> (W, H) at run size
@@ -123,6 +128,8 @@ class GLNetwork:
                     f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE ({max_block / 2**20:.0f} MiB) on {renderer(self.ctx)}; "
                     "use a smaller internal scale or fp16 storage")
         viewed = {name for d in plan for name in d.images.values() if isinstance(name, str)}
+        if self.output_view:
+            viewed.add(graph.output)
         # One zero border for every view, as wide as the widest reach past an edge.
         border = max((d.view_border for d in plan if d.images), default=0)
         for d in plan:

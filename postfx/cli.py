@@ -118,8 +118,9 @@ def _cmd_stylize(args) -> int:
 # --- dataset ---------------------------------------------------------------------
 
 def _add_dataset(subparsers) -> None:
-    p = subparsers.add_parser("dataset", help="render training data from the demo town",
-                              description="Render colour + depth datasets of the demo town.")
+    p = subparsers.add_parser("dataset", help="render training data from the demo town and stylize it",
+                              description="Render colour + depth datasets of the demo town, and make the style "
+                                          "targets a network learns from.")
     actions = p.add_subparsers(metavar="ACTION", required=True)
     render = actions.add_parser("render", help="render random views as colour + 16-bit depth PNGs",
                                 description="Render N random street-level and elevated views of the town: "
@@ -133,10 +134,30 @@ def _add_dataset(subparsers) -> None:
     render.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the views and the town (default 0)")
     render.add_argument("--town-seed", type=int, metavar="T", help="build the town from this seed instead")
     render.add_argument("--no-progress", action="store_true", help="no progress bar")
-    render.set_defaults(run=_cmd_dataset)
+    render.set_defaults(run=_cmd_dataset_render)
+
+    stylize = actions.add_parser("stylize", help="make style targets: an offline filter over a rendered dataset",
+                                 description="Run a style filter over every view of a dataset: OUT/target/NNNNNN.png "
+                                             "and OUT/targets.json (the source, the style, its parameters, the "
+                                             "filter's ms per frame). With --from DIR, take targets made elsewhere "
+                                             "(one image per view, named like color/): every file is checked first "
+                                             "and all problems are listed before anything is written.")
+    stylize.add_argument("src", metavar="SRC", nargs="?", help="dataset folder (`postfx dataset render` output)")
+    stylize.add_argument("out", metavar="OUT", nargs="?", help="targets folder (created if missing)")
+    stylize.add_argument("--style", metavar="NAME", help="style filter (--list shows them), or 'folder' with --from")
+    stylize.add_argument("--from", dest="from_dir", metavar="DIR", help="targets made elsewhere (style 'folder')")
+    stylize.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="override one of the filter's parameters (repeatable; --list shows the defaults)")
+    stylize.add_argument("--list", action="store_true", help="list the styles and their parameters, then exit")
+    stylize.add_argument("--no-progress", action="store_true", help="no progress bar")
+    stylize.set_defaults(run=_cmd_dataset_stylize)
+
+    styles = actions.add_parser("styles", help="list the style filters and their parameters",
+                                description="List the offline style filters `postfx dataset stylize` runs.")
+    styles.set_defaults(run=_cmd_dataset_styles)
 
 
-def _cmd_dataset(args) -> int:
+def _cmd_dataset_render(args) -> int:
     import time
 
     from .dataset import parse_size, render_views
@@ -146,6 +167,47 @@ def _cmd_dataset(args) -> int:
                        town_seed=args.town_seed)
     elapsed = time.perf_counter() - start
     print(f"{args.views} views of {size[0]}x{size[1]} -> {out}  (seed {args.seed}, {elapsed:.1f} s)")
+    return 0
+
+
+def _cmd_dataset_styles(args) -> int:
+    from .train.filters import describe_filters
+    print(describe_filters())
+    return 0
+
+
+def _cmd_dataset_stylize(args) -> int:
+    import time
+
+    from .train.filters import FOLDER_STYLE, get_filter
+    from .train.pairs import load_targets_index, stylize_dataset, targets_from_folder
+    if args.list:
+        return _cmd_dataset_styles(args)
+    if args.src is None or args.out is None:
+        raise InputError("postfx dataset stylize needs SRC (a rendered dataset) and OUT (the targets folder); "
+                         "--list shows the styles")
+    style = args.style or (FOLDER_STYLE if args.from_dir else None)
+    if style is None:
+        raise InputError("pass --style NAME (--list shows the styles), or --from DIR for targets made elsewhere")
+    start = time.perf_counter()
+    if style == FOLDER_STYLE:
+        if not args.from_dir:
+            raise InputError(f"style {FOLDER_STYLE!r} takes its targets from a folder: pass --from DIR")
+        if args.param:
+            raise InputError(f"style {FOLDER_STYLE!r} has no parameters (--param {args.param[0]!r})")
+        out = targets_from_folder(args.src, args.from_dir, args.out, progress=not args.no_progress)
+        index = load_targets_index(out)
+        print(f"{index['count']} targets from {args.from_dir} -> {out}  ({time.perf_counter() - start:.1f} s)")
+        return 0
+    if args.from_dir:
+        raise InputError(f"--from DIR is for style {FOLDER_STYLE!r}; style {style!r} makes its own targets")
+    style_filter = get_filter(style)
+    fn, params = style_filter.bind(style_filter.parse_params(args.param))
+    out = stylize_dataset(args.src, args.out, style, fn, params, progress=not args.no_progress)
+    index = load_targets_index(out)
+    width, height = index["size"]
+    print(f"{index['count']} views of {width}x{height} stylized {style!r} -> {out}  (filter "
+          f"{index['filter_ms_per_frame']['mean']:.1f} ms / frame mean, {time.perf_counter() - start:.1f} s in all)")
     return 0
 
 
@@ -247,7 +309,124 @@ def _cmd_eval(args) -> int:
     return 0
 
 
-COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval)
+# --- train -----------------------------------------------------------------------
+
+# --option -> TrainConfig field ("generator.depth": a field of the nested config)
+_TRAIN_OPTIONS = {"depth": "generator.depth", "ngf": "generator.ngf", "norm": "generator.norm",
+                  "dropout": "generator.dropout", "in_channels": "generator.in_channels",
+                  "disc": "discriminator.kind", "ndf": "discriminator.ndf", "disc_layers": "discriminator.layers",
+                  "disc_norm": "discriminator.norm", "scales": "discriminator.scales",
+                  "fm": "feature_matching", "gan_loss": "gan_loss", "l1": "l1_weight", "steps": "steps",
+                  "crop": "crop", "batch": "batch", "lr": "lr", "beta1": "beta1", "decay_from": "decay_from",
+                  "seed": "seed", "device": "device", "threads": "threads", "checkpoint_every": "checkpoint_every",
+                  "sample_every": "sample_every", "log_every": "log_every", "max_nonfinite": "max_nonfinite",
+                  "val": "val", "name": "name", "run_dir": "run_dir"}
+
+
+def _add_train(subparsers) -> None:
+    from .train.config import DISCRIMINATOR_NORMS, DISCRIMINATORS, GAN_LOSSES, GENERATOR_NORMS, TrainConfig
+    cfg = TrainConfig()
+    g, d = cfg.generator, cfg.discriminator
+    p = subparsers.add_parser(
+        "train", help="train a style (pix2pix U-Net + PatchGAN) on targets folders and export it",
+        description="Train the generator on random crops of the pairs of the DATA targets folders (`postfx "
+                    "dataset stylize`), with checkpoints, a metrics log and sample grids in the run directory, "
+                    "then export it to MODEL with its config and quality figures. Every pair is checked before "
+                    "step 1. Under torchrun (e.g. `torchrun --nproc_per_node 2 -m postfx train ...`) the "
+                    "processes train together with DistributedDataParallel and rank 0 writes the files.")
+    p.add_argument("data", nargs="*", metavar="DATA",
+                   help="targets folders, pooled (with --resume: default the checkpoint's)")
+    p.add_argument("--out", required=True, metavar="MODEL", help="the .safetensors model file written at the end")
+    p.add_argument("--val", metavar="DIR", help="held-out targets folder: PSNR / SSIM in the model's metadata")
+    p.add_argument("--run-dir", metavar="DIR", help="checkpoint, metrics.jsonl, samples/ (default: MODEL with .run)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run directory's checkpoint (options not given keep its values)")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after step N, checkpointed, to resume later")
+    p.add_argument("--name", help="the model's name in its file (default: MODEL's stem)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    net = p.add_argument_group("generator")
+    net.add_argument("--depth", type=int, help=f"U-Net levels (default {g.depth})")
+    net.add_argument("--ngf", type=int, help=f"channels at the first level (default {g.ngf})")
+    net.add_argument("--norm", choices=GENERATOR_NORMS, help=f"(default {g.norm}; batch is folded at export)")
+    net.add_argument("--dropout", type=float, help=f"dropout on the deepest decoder levels (default {g.dropout})")
+    net.add_argument("--rgb-only", dest="in_channels", action="store_const", const=3,
+                     help="no depth input (default: RGB + depth)")
+    critic = p.add_argument_group("discriminator and losses")
+    critic.add_argument("--disc", choices=DISCRIMINATORS, help=f"PatchGAN or multi-scale (default {d.kind})")
+    critic.add_argument("--ndf", type=int, help=f"channels of its first conv (default {d.ndf})")
+    critic.add_argument("--disc-layers", type=int, help=f"stride-2 convs, 3 = 70x70 patches (default {d.layers})")
+    critic.add_argument("--disc-norm", choices=DISCRIMINATOR_NORMS, help=f"(default {d.norm})")
+    critic.add_argument("--scales", type=int, help=f"PatchGANs of the multi-scale one (default {d.scales})")
+    critic.add_argument("--gan-loss", choices=GAN_LOSSES, help=f"(default {cfg.gan_loss})")
+    critic.add_argument("--l1", type=float, help=f"L1 weight lambda (default {cfg.l1_weight:g})")
+    critic.add_argument("--fm", type=float, help=f"feature-matching weight (default {cfg.feature_matching:g}; "
+                                                 "pix2pixHD uses 10 with --disc multiscale)")
+    opt = p.add_argument_group("optimization")
+    opt.add_argument("--steps", type=int, help=f"optimizer steps (default {cfg.steps})")
+    opt.add_argument("--crop", type=int, help=f"px, square training crops (default {cfg.crop})")
+    opt.add_argument("--batch", type=int, help=f"crops per step per process (default {cfg.batch})")
+    opt.add_argument("--lr", type=float, help=f"Adam learning rate (default {cfg.lr:g})")
+    opt.add_argument("--beta1", type=float, help=f"Adam beta1 (default {cfg.beta1:g})")
+    opt.add_argument("--decay-from", type=float,
+                     help=f"fraction of the steps before the lr decays linearly (default {cfg.decay_from:g})")
+    opt.add_argument("--seed", type=int, help=f"(default {cfg.seed})")
+    run = p.add_argument_group("run")
+    run.add_argument("--device", help=f"cpu, cuda or cuda:N (default {cfg.device})")
+    run.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's)")
+    run.add_argument("--checkpoint-every", type=int, metavar="N", help=f"(default {cfg.checkpoint_every})")
+    run.add_argument("--sample-every", type=int, metavar="N", help=f"0 = no sample grids (default {cfg.sample_every})")
+    run.add_argument("--log-every", type=int, metavar="N", help=f"(default {cfg.log_every})")
+    run.add_argument("--max-nonfinite", type=int, metavar="K",
+                     help=f"consecutive NaN / Inf steps that abort (default {cfg.max_nonfinite})")
+    p.set_defaults(run=_cmd_train)
+
+
+def _train_config(args):
+    """TrainConfig from the command line: the options given on top of the defaults, or on top
+    of the checkpoint's config with --resume."""
+    from dataclasses import replace
+
+    from .train.config import TrainConfig
+    from .train.trainer import load_run_config
+    given = {field: getattr(args, option) for option, field in _TRAIN_OPTIONS.items()
+             if getattr(args, option) is not None}
+    if args.resume:
+        probe = TrainConfig(out=args.out, run_dir=args.run_dir)
+        cfg = load_run_config(probe.resolved_run_dir())
+    else:
+        cfg = TrainConfig()
+    cfg = replace(cfg, out=args.out, data=list(args.data) or cfg.data)
+    for part in ("generator", "discriminator"):
+        nested = {key.split(".")[1]: value for key, value in given.items() if key.startswith(part + ".")}
+        cfg = replace(cfg, **{part: replace(getattr(cfg, part), **nested)})
+    return replace(cfg, **{key: value for key, value in given.items() if "." not in key})
+
+
+def _cmd_train(args) -> int:
+    from .train.trainer import train
+    cfg = _train_config(args)
+    if not cfg.data:
+        raise InputError("pass the training data: one or more targets folders written by `postfx dataset stylize`")
+    result = train(cfg, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    if result.rank != 0:
+        return 0        # under torchrun rank 0 reports
+    steps_per_s = result.step / result.seconds if result.seconds > 0 else float("nan")
+    lines = [f"{result.step}/{cfg.steps} steps, {result.seconds:.1f} s of training ({steps_per_s:.2f} steps/s), "
+             f"{result.nonfinite_steps} skipped for a non-finite loss; run directory {result.run_dir}"]
+    if result.model is not None:
+        quality = result.quality
+        lines.append(f"-> {cfg.out}: {result.model.parameters:,} parameters"
+                     + (f"; held-out PSNR {quality['val_psnr_db']} dB, SSIM {quality['val_ssim']} "
+                        f"(input {quality['input_psnr_db']} dB)" if "val_psnr_db" in quality else ""))
+    elif result.step < cfg.steps:
+        lines.append(f"stopped after step {result.step}; continue with --resume")
+    print(_printable("\n".join(lines)))
+    return 0
+
+
+# --- bench -----------------------------------------------------------------------
+
+COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval, _add_train)
 
 
 def build_parser() -> argparse.ArgumentParser:

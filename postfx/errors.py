@@ -92,3 +92,31 @@ class FrameTooSmall(InputError):
 
 class FrameTooLarge(InputError):
     """A frame beyond GL_MAX_TEXTURE_SIZE or the memory budget."""
+
+
+# --- training ----------------------------------------------------------------
+
+class TrainingDataError(InputError):
+    """Training or validation data failed the pre-flight check; `problems` lists every bad
+    file or folder (one line each)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class TrainingError(PostFXError, RuntimeError):
+    """Training stopped; the run directory's last checkpoint is intact."""
+
+
+class NonFiniteLoss(TrainingError):
+    """Too many consecutive steps had a NaN / Inf loss. `step` is the step that aborted,
+    `checkpoint` the last checkpoint written after a finite step (None if there is none)."""
+
+    def __init__(self, message: str, step: int, checkpoint: str | None):
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint is missing, unreadable, or belongs to a different run configuration."""

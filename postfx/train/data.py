@@ -1,0 +1,264 @@
+"""Training data: the pre-flight check of the paired folders (reliability D4), the pairs
+kept decoded in memory (10 bytes a pixel: 1000 frames of 256x256 take 650 MiB in each
+process), the encoding onto the model file's input contract, and the crop sampler that
+decides what each step of each process sees.
+
+Input contract (model_format.py, as the runtime feeds it): sRGB-encoded colour in
+[0, 1] and normalized linear depth in [0, 1], both mapped linearly onto [-1, 1]:
+colour / 127.5 - 1 and depth01 * 2 - 1 (depth dropped for RGB-only models).
+Targets are mapped the same way; the generator's tanh output is in [-1, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, TrainingDataError
+from .pairs import load_pair, load_targets_index
+
+# np.random.default_rng keys: the first element keeps the streams apart
+SHUFFLE_STREAM, CROP_STREAM = 11, 12
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale + alpha", 6: "RGBA"}
+
+
+def encode_input(rgb: np.ndarray, depth01: np.ndarray, in_channels: int) -> np.ndarray:
+    """rgb (H, W, 3) uint8 + depth01 (H, W) float -> (in_channels, H, W) float32 in [-1, 1]."""
+    colour = rgb.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0        # (3, H, W)
+    if in_channels == 3:
+        return colour
+    return np.concatenate([colour, depth01[None].astype(np.float32) * 2.0 - 1.0])   # (4, H, W)
+
+
+def encode_target(target: np.ndarray) -> np.ndarray:
+    """target (H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1]."""
+    return target.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(3, H, W) float in [-1, 1] -> (H, W, 3) uint8, as the pass quantizes its output."""
+    return np.round((np.clip(image, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+# --- the pre-flight check -------------------------------------------------------------
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR, or None when the file is not a PNG.
+    Pillow opens a 16-bit RGB PNG as 8-bit "RGB" without a word, so the header is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    if len(head) < 26 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    return head[24], head[25]
+
+
+def _describe(path: Path, mode: str) -> str:
+    header = _png_header(path)
+    if header is None:
+        return f"mode {mode}"
+    depth, colour = header
+    return f"{depth}-bit {PNG_COLOUR_TYPES.get(colour, f'colour type {colour}')}"
+
+
+def _image_problem(path: Path, mode: str, size: tuple[int, int], what: str) -> str | None:
+    """Why the image at path cannot serve as `what` (mode "RGB" = 8-bit RGB, "I;16" = 16-bit
+    greyscale, of `size` (w, h)), or None."""
+    from PIL import Image, UnidentifiedImageError
+    want = {"RGB": "8-bit RGB", "I;16": "16-bit greyscale"}[mode]
+    try:
+        with Image.open(path) as img:
+            img.load()
+            header = _png_header(path)
+            wrong_bits = mode == "RGB" and header is not None and header[0] != 8
+            if img.mode != mode or wrong_bits:
+                return f"{path}: {what} is {_describe(path, img.mode)}, expected {want}"
+            if img.size != tuple(size):
+                return f"{path}: {what} is {img.size[0]}x{img.size[1]}, expected {size[0]}x{size[1]} like the dataset"
+    except FileNotFoundError:
+        return f"{path}: {what} is missing"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return f"{path}: {what} cannot be decoded ({e})"
+    return None
+
+
+def _pair_paths(folder: Path, index: int, info: dict) -> dict[str, Path]:
+    view, source = info["dataset"]["views"][index], Path(info["source"])
+    return {"colour": source / view["color"], "depth": source / view["depth"],
+            "target": folder / info["targets"][index]}
+
+
+def _pair_problems(folder: Path, index: int, info: dict) -> list[str]:
+    """Every problem with the three files of pair `index`."""
+    size = tuple(info["size"])
+    modes = {"colour": "RGB", "depth": "I;16", "target": "RGB"}
+    problems = []
+    for what, path in _pair_paths(folder, index, info).items():
+        problem = _image_problem(path, modes[what], size, what)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _has_wide_png(folder: Path, index: int, info: dict) -> bool:
+    """Whether the pair's colour or target is a 16-bit PNG, which load_pair does not catch
+    (Pillow reads a 16-bit RGB PNG as 8-bit RGB)."""
+    paths = _pair_paths(folder, index, info)
+    return any((_png_header(paths[what]) or (8,))[0] != 8 for what in ("colour", "target"))
+
+
+@dataclass
+class PairSet:
+    """Paired frames, decoded once and kept in memory."""
+    rgb: list[np.ndarray]          # per pair (H, W, 3) uint8, sRGB-encoded
+    depth: list[np.ndarray]        # per pair (H, W) float32, normalized linear depth in [0, 1]
+    target: list[np.ndarray]       # per pair (H, W, 3) uint8, the style's output
+    names: list[str]               # per pair, for messages: "<folder>#<index>"
+    sources: list[str]             # the folders (or a description of the arrays) they came from
+
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """(H, W) per pair."""
+        return [image.shape[:2] for image in self.rgb]
+
+    def frame(self, index: int, in_channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pair `index` whole: input (in_channels, H, W) and target (3, H, W), float32 in [-1, 1]."""
+        return (encode_input(self.rgb[index], self.depth[index], in_channels),
+                encode_target(self.target[index]))
+
+    def crops(self, draws, crop: int, in_channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """draws: (pair, top, left, flip) per sample -> inputs (B, in_channels, crop, crop) and
+        targets (B, 3, crop, crop), float32 in [-1, 1]."""
+        xs = np.empty((len(draws), in_channels, crop, crop), np.float32)
+        ys = np.empty((len(draws), 3, crop, crop), np.float32)
+        for b, (index, top, left, flip) in enumerate(draws):
+            columns = slice(left, left + crop) if not flip else slice(left + crop - 1, left - 1 if left else None, -1)
+            window = (slice(top, top + crop), columns)        # a flipped window reads its columns right to left
+            xs[b] = encode_input(self.rgb[index][window], self.depth[index][window], in_channels)
+            ys[b] = encode_target(self.target[index][window])
+        return xs, ys
+
+    @classmethod
+    def from_arrays(cls, rgb, depth, target, name: str = "arrays") -> "PairSet":
+        """Pairs from memory: rgb (N, H, W, 3) uint8, depth (N, H, W) float in [0, 1], target
+        (N, H, W, 3) uint8 (or lists of such frames, sizes may differ between pairs). Shapes and
+        dtypes are checked; values are not scanned: a NaN / Inf in depth reaches the loss, where
+        the trainer's non-finite guard skips that step."""
+        rgb, depth, target = list(rgb), list(depth), list(target)
+        problems = []
+        if not len(rgb) == len(depth) == len(target):
+            problems.append(f"{name}: {len(rgb)} colour, {len(depth)} depth and {len(target)} target frames")
+        for i, (c, d, t) in enumerate(zip(rgb, depth, target)):
+            c, d, t = np.asarray(c), np.asarray(d), np.asarray(t)
+            if c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] != 3:
+                problems.append(f"{name}#{i}: colour is {c.dtype} {c.shape}, expected uint8 (H, W, 3)")
+            elif d.shape != c.shape[:2] or not np.issubdtype(d.dtype, np.floating):
+                problems.append(f"{name}#{i}: depth is {d.dtype} {d.shape}, expected float {c.shape[:2]}")
+            elif t.dtype != np.uint8 or t.shape != c.shape:
+                problems.append(f"{name}#{i}: target is {t.dtype} {t.shape}, expected uint8 {c.shape}")
+        if not rgb:
+            problems.append(f"{name}: no pairs")
+        if problems:
+            raise TrainingDataError(describe_problems(problems, f"{len(rgb)} in-memory pairs"), problems)
+        return cls([np.asarray(c) for c in rgb], [np.asarray(d, np.float32) for d in depth],
+                   [np.asarray(t) for t in target], [f"{name}#{i}" for i in range(len(rgb))], [name])
+
+
+def describe_problems(problems: list[str], what: str) -> str:
+    return (f"pre-flight check of {what}: {len(problems)} problem{'s' if len(problems) > 1 else ''}; fix or "
+            "remove these (re-run `postfx dataset stylize` for targets, `postfx dataset render` for views):\n  "
+            + "\n  ".join(problems))
+
+
+def load_folders(folders, crop: int | None = None, role: str = "training") -> PairSet:
+    """Pre-flight check and load of targets folders (postfx.train.pairs): every pair of every
+    folder is decoded, and every unreadable, missing, wrongly sized or wrongly typed file
+    (grey or 16-bit targets, 8-bit depth ...), every empty folder and every folder whose
+    frames are smaller than `crop` is listed in one TrainingDataError."""
+    folders = [Path(f) for f in folders]
+    problems = [] if folders else [f"no {role} folders given"]
+    rgb, depth, target, names = [], [], [], []
+    for folder in folders:
+        if not folder.is_dir():
+            problems.append(f"{folder}: not a folder; pass a targets folder written by `postfx dataset stylize`")
+            continue
+        try:
+            info = load_targets_index(folder)
+        except InputError as e:
+            problems.append(str(e))
+            continue
+        if info["count"] == 0:
+            problems.append(f"{folder}: holds no pairs")
+            continue
+        width, height = info["size"]
+        if crop is not None and crop > min(width, height):
+            problems.append(f"{folder}: frames are {width}x{height}, smaller than the {crop} px training crop; "
+                            "pass a smaller crop or render larger frames")
+        for index in range(info["count"]):
+            try:
+                if _has_wide_png(folder, index, info):
+                    raise InputError("a 16-bit colour or target PNG")
+                pair = load_pair(folder, index, info)
+            except InputError as e:     # list every bad file of the pair, not only the first load_pair met
+                problems += _pair_problems(folder, index, info) or [str(e)]
+                continue
+            rgb.append(pair[0])
+            depth.append(pair[1])
+            target.append(pair[2])
+            names.append(f"{folder}#{index}")
+    if problems:
+        what = f"the {role} data ({', '.join(map(str, folders)) or 'none'})"
+        raise TrainingDataError(describe_problems(problems, what), problems)
+    return PairSet(rgb, depth, target, names, [str(f) for f in folders])
+
+
+# --- which crops each step sees --------------------------------------------------------
+
+class CropSampler:
+    """What step `step` of process `rank` trains on: a pure function of (seed, world, rank,
+    step), so the sampler's whole state is the step and a resumed run draws exactly what the
+    uninterrupted one would (reliability D2).
+
+    As torch's DistributedSampler: epoch e is one permutation of the pairs, seeded by (seed, e)
+    and the same on every rank, padded by wrapping to a multiple of the world size; rank r
+    takes positions r, r + world, r + 2 world, ... so the ranks see disjoint pairs. Crop
+    windows and horizontal flips are drawn per (seed, rank, step). (No vertical flips: a
+    rendered frame has its sky at the top.)"""
+
+    def __init__(self, sizes: list[tuple[int, int]], crop: int, batch: int, seed: int, rank: int = 0,
+                 world: int = 1):
+        self.sizes, self.crop, self.batch = list(sizes), crop, batch
+        self.seed, self.rank, self.world = seed, rank, world
+        self.shard = -(-len(self.sizes) // world)         # pairs per rank per epoch
+        self._epoch, self._order = -1, None
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            order = np.random.default_rng([SHUFFLE_STREAM, self.seed, epoch]).permutation(len(self.sizes))
+            order = np.resize(order, self.shard * self.world)          # wrap-pad, as DistributedSampler
+            self._epoch, self._order = epoch, order[self.rank::self.world]
+        return self._order
+
+    def draw(self, step: int) -> list[tuple[int, int, int, bool]]:
+        """Step `step` (1-based): (pair, top, left, flip) for each of the batch's samples."""
+        rng = np.random.default_rng([CROP_STREAM, self.seed, self.rank, step])
+        draws = []
+        for k in range((step - 1) * self.batch, step * self.batch):
+            pair = int(self._epoch_order(k // self.shard)[k % self.shard])
+            height, width = self.sizes[pair]
+            top = int(rng.integers(0, height - self.crop + 1))
+            left = int(rng.integers(0, width - self.crop + 1))
+            draws.append((pair, top, left, bool(rng.random() < 0.5)))
+        return draws
+
+    def state_dict(self, step: int) -> dict:
+        """What a checkpoint records: enough to check that a resume draws the same stream."""
+        return {"seed": self.seed, "world_size": self.world, "batch": self.batch, "crop": self.crop,
+                "pairs": len(self.sizes), "next_step": step + 1, "epoch": step * self.batch // self.shard}

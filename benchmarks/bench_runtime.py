@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's postfx first
+if not __package__:                 # run as a script: this checkout's postfx first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
@@ -31,9 +32,12 @@ from postfx.gl.context import headless_context, renderer  # noqa: E402
 from postfx.gl.network import GLNetwork  # noqa: E402
 from postfx.gl.programs import ProgramCache  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compute_ceiling import measure_ceiling  # noqa: E402
-from reference_unet import layer_macs, reference_unet  # noqa: E402
+if __package__:
+    from .compute_ceiling import measure_ceiling
+    from .reference_unet import layer_macs, reference_unet
+else:                               # siblings are top-level modules (the script's folder is sys.path[0])
+    from compute_ceiling import measure_ceiling
+    from reference_unet import layer_macs, reference_unet
 
 CONFIGS = (("naive", False), ("naive", True), ("optimized", False), ("optimized", True))
 

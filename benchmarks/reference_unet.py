@@ -1,13 +1,20 @@
 """The benchmark network (performance.md): the reference pix2pix U-Net, RGBD
 in, RGB out, built with random weights straight into a model file -- no torch,
 no exporter. Layer names, shapes and activations match
-postfx.train.models.UNetGenerator (tests compare the two)."""
+postfx.train.models.UNetGenerator (tests compare the two), and torch_unet()
+loads the very same weights into one, so GL and torch run identical networks."""
 from __future__ import annotations
 
-import numpy as np
+import sys
+from pathlib import Path
 
-from postfx import model_format as fmt
-from postfx.exporters.builder import build_model
+if not __package__:                 # run as a script: this checkout's postfx first
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from postfx import model_format as fmt  # noqa: E402
+from postfx.exporters.builder import build_model  # noqa: E402
 
 
 def width(ngf: int, level: int) -> int:
@@ -17,6 +24,29 @@ def width(ngf: int, level: int) -> int:
 def reference_unet(depth: int = 4, ngf: int = 16, *, in_channels: int = 4, seed: int = 0):
     """Model of the reference U-Net with He-scaled random weights (activations
     keep their scale through the depth, as in a trained network)."""
+    layers, weights = reference_layers(depth, ngf, in_channels=in_channels, seed=seed)
+    return build_model(layers, weights, input_channels=in_channels, output="dec1",
+                       name=f"unet_d{depth}_ngf{ngf}")
+
+
+def torch_unet(depth: int = 4, ngf: int = 16, *, in_channels: int = 4, seed: int = 0):
+    """postfx.train.models.UNetGenerator (eval mode, fp32, CPU) holding the same
+    weights as reference_unet(depth, ngf, seed=seed). Needs torch."""
+    import torch
+
+    from postfx.train.models import UNetConfig, UNetGenerator
+    net = UNetGenerator(UNetConfig(depth=depth, ngf=ngf, in_channels=in_channels, out_channels=3)).eval()
+    _, weights = reference_layers(depth, ngf, in_channels=in_channels, seed=seed)
+    state = {}
+    for name, (weight, bias) in weights.items():
+        state[f"{name}.weight"] = torch.from_numpy(weight)
+        state[f"{name}.bias"] = torch.from_numpy(bias)
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def reference_layers(depth: int, ngf: int, *, in_channels: int = 4, seed: int = 0):
+    """(layers, weights[name] = (weight in torch layout, bias)) of the reference U-Net."""
     rng = np.random.default_rng(seed)
     layers, weights = [], {}
 
@@ -39,8 +69,7 @@ def reference_unet(depth: int = 4, ngf: int = 16, *, in_channels: int = 4, seed:
         # Gather form: each output sees 4 of the 16 taps, so scale by the taps that reach it.
         weights[f"dec{level}"] = (conv_weights((cin, cout, 4, 4), cin * 4),
                                   rng.uniform(-0.1, 0.1, cout).astype(np.float32))
-    return build_model(layers, weights, input_channels=in_channels, output="dec1",
-                       name=f"unet_d{depth}_ngf{ngf}")
+    return layers, weights
 
 
 def layer_macs(model, height: int, width_: int) -> dict[str, float]:

@@ -426,7 +426,21 @@ def _cmd_train(args) -> int:
 
 # --- bench -----------------------------------------------------------------------
 
-COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval, _add_train)
+def _add_bench(subparsers) -> None:
+    # The arguments live beside the benchmarks (postfx.benchmarks.bench), which also run as scripts.
+    from .benchmarks.bench import DESCRIPTION, add_arguments
+    p = subparsers.add_parser("bench", help="fps per network depth / width / frame size: GL kernels vs torch",
+                              description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(run=_cmd_bench)
+
+
+def _cmd_bench(args) -> int:
+    from .benchmarks.bench import run
+    return run(args)
+
+
+COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval, _add_train, _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

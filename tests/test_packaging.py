@@ -1,5 +1,6 @@
 """What a user installs: the wheel's contents, and the runtime without torch."""
 import configparser
+import os
 import shutil
 import subprocess
 import sys
@@ -58,11 +59,36 @@ def test_wheel_ships_every_module(source, wheel):
     # not added there would silently be left out of the wheel.
     names = set(wheel.namelist())
     expected = {f"postfx/exporters/{p.name}" for p in (source / "exporters").glob("*.py")}
+    expected |= {f"postfx/benchmarks/{p.name}" for p in (source / "benchmarks").glob("*.py")}
     expected |= {f"postfx/{p.relative_to(source / 'postfx').as_posix()}" for p in (source / "postfx").rglob("*.py")}
     expected |= {f"postfx/styles/{p.name}" for p in (source / "postfx" / "styles").glob("*.safetensors")
                  if not p.is_symlink()}
-    assert "postfx/exporters/builder.py" in expected
+    assert "postfx/exporters/builder.py" in expected and "postfx/benchmarks/bench.py" in expected
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
+
+
+def test_benchmarks_run_from_the_installed_wheel(wheel, tmp_path):
+    # `postfx bench` from a wheel: the ceiling probe's shader comes from postfx.shaders, and
+    # results default to ./postfx-bench/ (there is no checkout to put them in).
+    site = tmp_path / "site"
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
+                             str(site), wheel.filename], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from postfx.benchmarks import bench_report, compute_ceiling
+        from postfx.gl.context import headless_context
+        assert Path(compute_ceiling.__file__).is_relative_to({str(site)!r}), compute_ceiling.__file__
+        assert not bench_report.is_checkout()
+        assert bench_report.default_out_dir("llvmpipe") == Path.cwd() / "postfx-bench"
+        result = compute_ceiling.measure_ceiling(headless_context(), seconds=0.01, repeats=1)
+        assert result["gflops"] > 0, result
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 def test_wheel_declares_the_console_script(wheel):

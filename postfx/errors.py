@@ -120,3 +120,23 @@ class NonFiniteLoss(TrainingError):
 
 class CheckpointError(TrainingError):
     """A checkpoint is missing, unreadable, or belongs to a different run configuration."""
+
+
+# --- model files and writing files (added later, so kept at the end) ------------------
+
+class UnsupportedNormSemantics(ModelFormatError):
+    """The file declares normalization semantics the runtime does not implement (only
+    eval-mode BatchNorm folded into the convs is; reliability B6)."""
+
+
+class FileWriteError(PostFXError, OSError):
+    """A model file, checkpoint or other output could not be written (disk full, size limit,
+    permissions); the previous file at that path, if any, is unchanged (reliability D1)."""
+
+
+# --- GL resources (added later, so kept at the end) ---------------------------------
+
+class AllocationFailed(GLError):
+    """GL could not create a buffer, texture, sampler or framebuffer (out of memory, a
+    size the driver refuses). Everything the failed build or resize had made is released;
+    the message names what was being allocated and its size (reliability C7)."""

@@ -13,6 +13,7 @@ damage happens to look like), then the graph and tensors.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import model_format as fmt
-from .errors import (ChecksumMismatch, ModelFileError, ModelFormatError, ModelGraphError, NotAModelFile,
-                     StyleNotFound, TensorError, UnsupportedFormatVersion)
+from .errors import (ChecksumMismatch, FileWriteError, ModelFileError, ModelFormatError, ModelGraphError,
+                     NotAModelFile, StyleNotFound, TensorError, UnsupportedFormatVersion, UnsupportedNormSemantics)
 from .model_format import brief
 
 MAX_HEADER_BYTES = 16 << 20          # a 1024-layer model's header is far below this
@@ -184,10 +185,14 @@ def _canonical_json(doc) -> bytes:
     return json.dumps(doc, sort_keys=True, allow_nan=False).encode("utf-8")
 
 
-def checksum(meta: dict, region) -> str:
-    """sha256 of the canonical metadata (without its "checksum" entry) followed by
-    the tensor data region: what format v1 stores in meta["checksum"]["value"]."""
+def checksum(meta: dict, tensor_table: dict, region) -> str:
+    """sha256 of the canonical metadata (without its "checksum" entry), then the
+    canonical tensor table ({name: {"dtype", "shape", "data_offsets"}}, the
+    safetensors header without __metadata__), then the tensor data region: what
+    format v1 stores in meta["checksum"]["value"]. The table binds each name to
+    its bytes; without it, two same-shape tensors could trade places unnoticed."""
     digest = hashlib.sha256(_canonical_json({k: v for k, v in meta.items() if k != "checksum"}))
+    digest.update(_canonical_json(tensor_table))
     digest.update(region)
     return digest.hexdigest()
 
@@ -317,7 +322,8 @@ def _check_contract(meta: dict, path: str) -> int:
 
 
 def _check_description(meta: dict, path: str) -> None:
-    """The free-text parts: only ever printed, never used, but typed so printing cannot fail."""
+    """The free-text parts, only ever printed (provenance.norm aside: _check_norm), are typed
+    so printing cannot fail."""
     name = meta.get("name")
     if name is not None and not (isinstance(name, str) and len(name) <= 256 and name.isprintable()):
         raise ModelFormatError(f"{path}: metadata 'name' must be printable text of at most 256 characters, "
@@ -328,16 +334,39 @@ def _check_description(meta: dict, path: str) -> None:
                                    f"{type(meta[key]).__name__}; {REGENERATE_HINT}")
 
 
-def _check_checksum(meta: dict, region, path: str) -> None:
+def _check_norm(meta: dict, path: str) -> None:
+    """B6: normalization is folded into the convs by the exporter, with the semantics the
+    file declares; the runtime implements only eval-mode folding (model_format.py)."""
+    provenance = meta.get("provenance") or {}
+    if "norm" not in provenance:
+        return
+    norm = provenance["norm"]
+    if not isinstance(norm, dict):
+        raise ModelFormatError(f"{path}: provenance.norm must be an object {{'semantics': ..., 'folded_batchnorm': "
+                               f"[...]}}, got {brief(norm)}; {REGENERATE_HINT}")
+    semantics = norm.get("semantics")
+    if semantics not in fmt.NORM_SEMANTICS:
+        raise UnsupportedNormSemantics(
+            f"{path}: provenance.norm declares normalization semantics {brief(semantics)}; this postfx runs only "
+            f"{list(fmt.NORM_SEMANTICS)} (BatchNorm folded into its conv with the running statistics), so the "
+            f"file's weights would compute something else; {REGENERATE_HINT} (the exporter folds eval-mode "
+            "BatchNorm and refuses norms it cannot fold)")
+    folded = norm.get("folded_batchnorm", [])
+    if not (isinstance(folded, list) and all(isinstance(n, str) for n in folded)):
+        raise ModelFormatError(f"{path}: provenance.norm.folded_batchnorm must be a list of module names, got "
+                               f"{brief(folded)}; {REGENERATE_HINT}")
+
+
+def _check_checksum(meta: dict, tensor_table: dict, region, path: str) -> None:
     stored = meta.get("checksum")
     if (not isinstance(stored, dict) or stored.get("algorithm") != "sha256"
             or not isinstance(stored.get("value"), str) or not re.fullmatch(r"[0-9a-f]{64}", stored["value"])):
         raise ModelFormatError(f"{path}: metadata 'checksum' must be {{'algorithm': 'sha256', 'value': <64 hex "
                                f"digits>}}, got {brief(stored)}; {DAMAGED_HINT}")
-    actual = checksum(meta, region)
+    actual = checksum(meta, tensor_table, region)
     if actual != stored["value"]:
-        raise ChecksumMismatch(f"{path}: sha256 of the metadata and tensor data is {actual[:16]}..., the file "
-                               f"stores {stored['value'][:16]}...; {DAMAGED_HINT}")
+        raise ChecksumMismatch(f"{path}: sha256 of the metadata, tensor table and tensor data is {actual[:16]}..., "
+                               f"the file stores {stored['value'][:16]}...; {DAMAGED_HINT}")
 
 
 def _shape_mismatch(path: str, layer: fmt.Layer, graph: fmt.Graph, name: str, actual: tuple, expected: tuple):
@@ -375,8 +404,9 @@ def parse_model_bytes(data: bytes | memoryview, path: str = "<bytes>") -> Model:
         raise UnsupportedFormatVersion(
             f"{path}: format version {brief(version)}; this postfx reads version {fmt.FORMAT_VERSION}. "
             f"Upgrade postfx, or {REGENERATE_HINT} with this version")
-    _check_checksum(meta, region, path)
+    _check_checksum(meta, header, region, path)
     _check_description(meta, path)
+    _check_norm(meta, path)
     input_channels = _check_contract(meta, path)
     raw_layers = meta.get("layers")
     if not isinstance(raw_layers, list):
@@ -503,32 +533,55 @@ def serialize(meta: dict, tensors: dict[str, np.ndarray]) -> bytes:
     # Hash exactly what the loader will see: the document after a JSON round trip
     # (tuples become lists, and so on).
     meta = json.loads(_canonical_json({k: v for k, v in meta.items() if k != "checksum"}))
-    meta["checksum"] = {"algorithm": "sha256", "value": checksum(meta, region)}
+    meta["checksum"] = {"algorithm": "sha256", "value": checksum(meta, entries, region)}
     header = {"__metadata__": {fmt.METADATA_KEY: json.dumps(meta, allow_nan=False, sort_keys=True)}, **entries}
     text = json.dumps(header, allow_nan=False).encode("utf-8")
     text += b" " * (-len(text) % 8)          # safetensors aligns the data region to 8 bytes
     return struct.pack("<Q", len(text)) + text + region
 
 
+_WRITE_HINTS = {errno.ENOSPC: "free some space on that disk", errno.EDQUOT: "free some of your disk quota",
+                errno.EFBIG: "the file is beyond the file size limit (ulimit -f) or the file system's",
+                errno.EACCES: "check the folder's permissions", errno.EPERM: "check the folder's permissions",
+                errno.EROFS: "the file system is read-only", errno.ENOENT: "create the folder first"}
+
+
+def _write_error(path: str, e: OSError) -> FileWriteError:
+    kept = "the previous file is unchanged" if os.path.lexists(path) else "nothing was written"
+    hint = _WRITE_HINTS.get(e.errno, "check the path")
+    error = FileWriteError(f"{path}: cannot write the file ({e.strerror or e}); {kept}. {hint.capitalize()}, "
+                           "then write it again")
+    error.errno = e.errno       # not strerror / filename: OSError's str() would then drop the message
+    return error
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file, fsync, os.replace: a crash leaves the old or the new file (D1)."""
+    """Write via a temp file, fsync, os.replace: a crash, a kill or a full disk leaves
+    the old or the new complete file (D1); a failed write raises FileWriteError.
+    A kill can leave the temp file (.NAME.HEX.tmp) behind, never under NAME."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as for any new file
     # (tempfile.mkstemp would leave the model readable by its owner only).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = None
     try:
+        # Opened inside the try: an interrupt raised as the open returns (before fd
+        # is even assigned) still removes the file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if not (fd is None and isinstance(e, FileExistsError)):     # O_EXCL: then the name is not ours
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from None
         raise
     try:
         dir_fd = os.open(directory, os.O_RDONLY)

@@ -11,14 +11,26 @@ A model file is a safetensors file. Its ``__metadata__`` holds one key,
      "provenance": {...}, "training": {...} | null, "quality": {...} | null,
      "checksum": {"algorithm": "sha256", "value": "<64 hex digits>"}}
 
-The checksum covers this document and the tensor data: sha256 over the
-canonical JSON of the document without its "checksum" entry --
-``json.dumps(doc, sort_keys=True, allow_nan=False)`` (default separators,
-ASCII), UTF-8 -- followed by the data region (every byte after the
-safetensors header). A flipped byte anywhere in the weights, or in metadata
-that still parses, is caught; the tensor table of the safetensors header is not
-hashed, but every entry in it is checked against the graph. JSON in the file is
-strict: no duplicate keys, no NaN / Infinity, no number that overflows a float.
+The checksum covers this document, the tensor table and the tensor data:
+sha256 over the canonical JSON of the document without its "checksum" entry
+-- ``json.dumps(doc, sort_keys=True, allow_nan=False)`` (default separators,
+ASCII), UTF-8 -- then the canonical JSON, made the same way, of the tensor
+table (the safetensors header without ``__metadata__``: ``{name: {"data_offsets":
+[begin, end], "dtype": "F32", "shape": [...]}}``), then the data region (every
+byte after the safetensors header). A flipped byte anywhere in the weights, or
+in JSON that still parses, is caught, and so are two same-shape tensors whose
+offsets trade places. Only bytes that change no parsed value (JSON whitespace,
+``1.0`` spelled ``1e0``) go unhashed, and they load the identical model. JSON in
+the file is strict: no duplicate keys, no NaN / Infinity, no number that
+overflows a float.
+
+Normalization: the exporter folds BatchNorm into the conv before it, with the
+running statistics (eval mode), and records this in
+``provenance.norm = {"semantics": "eval", "folded_batchnorm": [module names]}``.
+A file that declares any other semantics (e.g. "train": each frame normalized
+by its own statistics, as pix2pix does at test time) is refused at load with
+UnsupportedNormSemantics: folded weights cannot compute it. A file with no
+``provenance.norm`` declares no folded normalization.
 
 Tensors ("activations") flow between layers by name. The network input is
 called ``"input"``. Every tensor is stored on the GPU as vec4 channel slices;
@@ -83,6 +95,7 @@ UPSAMPLE_MODES = ("nearest", "bilinear")
 RGB, RGBD = ("r", "g", "b"), ("r", "g", "b", "depth")
 MAX_IO_CHANNELS = 64     # the raw-network API accepts any channel names; PostFX needs RGB / RGBD
 DEPTH_ENCODINGS = ("linear",)
+NORM_SEMANTICS = ("eval",)      # provenance.norm.semantics the runtime implements (reliability B6)
 
 # Sanity bounds checked at load, before any GL object exists (reliability A8).
 MAX_CHANNELS = 4096

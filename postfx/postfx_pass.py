@@ -3,13 +3,15 @@ stylized frame out, inside the caller's own moderngl context."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import moderngl
 
 from . import model_format as fmt
-from .errors import ContextLost, FrameTooLarge, FrameTooSmall, InputError, PassReleased
-from .gl.context import is_live, require_compute
-from .gl.network import GLNetwork
+from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
+from .gl.context import allocating, is_live, renderer, require_compute
+from .gl.network import GLNetwork, weight_bytes
+from .gl.ops import DeviceLimits
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, texture_internal_format
 from .model_file import Model, load
@@ -32,14 +34,19 @@ class PostFX:
                      near / far planes, standard or reversed-Z.
     Writes: an RGBA8 texture of the frame size (sRGB-encoded values), owned by the
             pass, or the caller's framebuffer / RGBA8 texture given as `target`.
+    Holds:  GPU memory for the weights and, per frame size, the network's activations
+            and the output (memory_estimate()); with memory_budget_bytes set, a frame
+            size that would exceed it is refused before anything is allocated.
     """
 
     reads = ("color", "depth")
     writes = ("color",)
 
     def __init__(self, ctx: moderngl.Context, model, *, strength: float = 1.0,
-                 internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized"):
+                 internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized",
+                 memory_budget_bytes: int | None = None):
         require_compute(ctx)
+        self.memory_budget_bytes = memory_budget_bytes
         self.model: Model = load(model)
         if not self.model.is_style:
             raise InputError(f"model {self.model.name!r} takes {self.model.meta['input']['channels']} and gives "
@@ -54,16 +61,23 @@ class PostFX:
         self._output_fbo = None
         self._frame_size = None          # (W, H)
         self._released = False
+        self._weight_bytes = weight_bytes(self.model, kernels, DeviceLimits.of(ctx))
+        if memory_budget_bytes is not None and self._weight_bytes > memory_budget_bytes:
+            raise DeviceLimitError(f"the weights of model {self.model.name!r} take {self._weight_bytes} bytes of GPU "
+                                   f"memory, over memory_budget_bytes {memory_budget_bytes}; raise the budget or "
+                                   "use a smaller model")
         try:
             # present.comp reads the output through an image view: on llvmpipe a storage-buffer
             # load is a loop over the SIMD lanes, and present makes four per frame pixel.
             self._network = GLNetwork(ctx, self.model, kernels=kernels, fp16=fp16, programs=self._programs,
                                       output_view=True)
             # Sampler objects override the textures' own state, which stays the caller's.
-            self._depth_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
-                                              filter=(moderngl.NEAREST, moderngl.NEAREST), compare_func="")
-            self._color_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
-                                              filter=(moderngl.NEAREST, moderngl.NEAREST))
+            with allocating(ctx, "the depth sampler object"):
+                self._depth_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
+                                                  filter=(moderngl.NEAREST, moderngl.NEAREST), compare_func="")
+            with allocating(ctx, "the colour sampler object"):
+                self._color_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
+                                                  filter=(moderngl.NEAREST, moderngl.NEAREST))
         except BaseException:
             self.release()
             raise
@@ -93,26 +107,80 @@ class PostFX:
         self._internal_scale = value
 
     @property
+    def memory_budget_bytes(self) -> int | None:
+        """GPU memory the pass may hold (weights, activations, output), or None for no limit."""
+        return self._memory_budget_bytes
+
+    @memory_budget_bytes.setter
+    def memory_budget_bytes(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
+            raise InputError(f"memory_budget_bytes must be a positive int or None, got {value!r}")
+        self._memory_budget_bytes = None if value is None else int(value)
+
+    @property
     def output(self) -> moderngl.Texture | None:
         """The pass's output texture (frame size), valid after apply()."""
         return self._output
 
     # --- sizes -------------------------------------------------------------------
 
+    def _run_size(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((W, H) the network sees, (H, W) it runs at after padding) for a frame."""
+        scaled = (max(1, round(width * self._internal_scale)), max(1, round(height * self._internal_scale)))
+        return scaled, fmt.run_size(self.model.graph, scaled[1], scaled[0])
+
+    def memory_estimate(self, width: int, height: int) -> dict[str, int]:
+        """Bytes of GPU memory the pass holds for frames of width x height at the current
+        internal scale: {"weights", "activations" (network buffers and image views at the
+        run size), "output" (the RGBA8 frame), "total"}. Raises FrameTooLarge where a
+        device limit rules the size out. Allocates nothing."""
+        _check_not_empty(width, height)
+        limit = self._network.limits.max_texture_size
+        if width > limit or height > limit:
+            raise FrameTooLarge(f"frame {width}x{height} exceeds GL_MAX_TEXTURE_SIZE {limit} on "
+                                f"{renderer(self.ctx)}: the output texture is frame-sized; render at a smaller "
+                                "size (internal_scale cannot help)")
+        _, (run_h, run_w) = self._run_size(width, height)
+        estimate = {"weights": self._weight_bytes, "activations": self._network.activation_bytes(run_h, run_w),
+                    "output": 4 * width * height}
+        estimate["total"] = sum(estimate.values())
+        return estimate
+
     def resize(self, width: int, height: int) -> None:
-        """Allocate everything for frames of width x height (apply() does this on a size change)."""
+        """Allocate everything for frames of width x height (apply() does this on a size change).
+        A size beyond a device limit or the memory budget is refused before anything is
+        released or allocated; a failed allocation leaves no buffer of any frame size."""
         self._check_live()
         _check_not_empty(width, height)
-        limit = self.ctx.info["GL_MAX_TEXTURE_SIZE"]
-        if width > limit or height > limit:
-            raise FrameTooLarge(f"frame {width}x{height} exceeds GL_MAX_TEXTURE_SIZE {limit}")
-        scaled = (max(1, round(width * self._internal_scale)), max(1, round(height * self._internal_scale)))
-        run_h, run_w = fmt.run_size(self.model.graph, scaled[1], scaled[0])
-        if self._frame_size != (width, height):
+        scaled, run_size = self._run_size(width, height)
+        if self._frame_size == (width, height) and self._network.run_size == run_size:
+            self._scaled_size = scaled
+            return
+        estimate = self.memory_estimate(width, height)
+        budget = self.memory_budget_bytes
+        if budget is not None and estimate["total"] > budget:
+            raise FrameTooLarge(
+                f"frame {width}x{height} needs an estimated {estimate['total']} bytes "
+                f"({estimate['total'] / 2**20:.1f} MiB) of GPU memory: {estimate['weights']} weights + "
+                f"{estimate['activations']} activations at run size {run_size[1]}x{run_size[0]} + "
+                f"{estimate['output']} output; over this pass's memory_budget_bytes {budget} "
+                f"({budget / 2**20:.1f} MiB). Use a smaller internal_scale, fp16=True, or a larger budget")
+        try:
+            if self._frame_size != (width, height):
+                self._release_output()
+                with allocating(self.ctx, f"the {width}x{height} RGBA8 output texture ({4 * width * height} bytes)"):
+                    self._output = self.ctx.texture((width, height), 4)
+                # Made with the texture, not at the first blit: every allocation of a frame
+                # size happens here, where a failure is cleaned up.
+                with allocating(self.ctx, "the framebuffer of the output texture"):
+                    self._output_fbo = self.ctx.framebuffer(color_attachments=[self._output])
+                self._frame_size = (width, height)
+            self._network.resize(*run_size)
+        except BaseException:
+            # Half a frame size is no use: drop the rest, the next resize() starts clean.
             self._release_output()
-            self._output = self.ctx.texture((width, height), 4)
-            self._frame_size = (width, height)
-        self._network.resize(run_h, run_w)
+            self._network.release_activations()
+            raise
         self._scaled_size = scaled
 
     # --- the frame -------------------------------------------------------------------
@@ -220,8 +288,6 @@ class PostFX:
             color_tex.bind_to_image(0, read=True, write=False, format=image_format)
 
     def _blit_to(self, target: moderngl.Framebuffer) -> None:
-        if self._output_fbo is None:
-            self._output_fbo = self.ctx.framebuffer(color_attachments=[self._output])
         # A blit obeys the scissor test; the caller's scissor must not crop our output.
         scissor = self.ctx.scissor
         self.ctx.scissor = None

@@ -30,11 +30,20 @@ uniform vec2 value_range;       // the model's input range for [0, 1]
 // rows run bottom-up. p is in network (top-down) frame coordinates.
 ivec2 texel_of(ivec2 p) { return ivec2(p.x, frame_size.y - 1 - p.y); }
 
-vec3 load_color(ivec2 p) { return frame_color(texel_of(p)); }
+// NaN / Inf in a float frame (reliability C13) are settled per texel, before the
+// bilinear taps mix them into their neighbours: a NaN channel reads as 0, +-Inf as
+// 1 / 0 (frame_color's sRGB encode clamps); a NaN depth reads as the far plane (no
+// surface there), window depth outside [0, 1] (+-Inf included: D32F stores it
+// unclamped) is clamped to [0, 1].
+vec3 load_color(ivec2 p) {
+    vec3 c = frame_color(texel_of(p));
+    return clamp(mix(c, vec3(0.0), isnan(c)), 0.0, 1.0);
+}
 
 float linear_depth(ivec2 p) {
 #if USE_DEPTH
     float d = texelFetch(depth_texture, texel_of(p), 0).r;
+    d = isnan(d) ? float(REVERSED_Z == 0) : clamp(d, 0.0, 1.0);
 #if REVERSED_Z
     float z = near_plane * far_plane / (near_plane + d * (far_plane - near_plane));
 #else
@@ -68,7 +77,7 @@ void main() {
     ivec2 pos = ivec2(gl_GlobalInvocationID.xy);
     if (any(greaterThanEqual(pos, run_size))) return;
     vec4 v = sample_frame(min(pos, scaled_size - 1));     // edge repeat into the padding
-    // NaN / Inf in a frame must not poison the whole network output.
+    // Belt and braces: nothing non-finite reaches the network.
     v = clamp(mix(v, vec4(0.0), isnan(v)), 0.0, 1.0);
     v = value_range.x + v * (value_range.y - value_range.x);
 #if !USE_DEPTH

@@ -41,7 +41,11 @@ void main() {
     vec2 f = src - vec2(p0);
     vec3 styl = mix(mix(stylized(p0), stylized(ivec2(p1.x, p0.y)), f.x),
                     mix(stylized(ivec2(p0.x, p1.y)), stylized(p1), f.x), f.y);
-    vec3 rgb = mix(frame_color(pos), styl, strength);
+    // A NaN channel of a float frame reads as 0, as pack_input.comp reads it (C13);
+    // left in, it would blank the pixel at any strength.
+    vec3 original = frame_color(pos);
+    original = mix(original, vec3(0.0), isnan(original));
+    vec3 rgb = mix(original, styl, strength);
     rgb = clamp(mix(rgb, vec3(0.0), isnan(rgb)), 0.0, 1.0);
     imageStore(output_image, pos, vec4(rgb, 1.0));
 }

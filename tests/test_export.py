@@ -187,7 +187,7 @@ def test_cat_feeding_a_non_conv_is_materialized(consumer):
 
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("then_relu", [False, True])
-def test_batchnorm_is_folded(transposed, then_relu):
+def test_B6_batchnorm_is_folded(transposed, then_relu):
     conv = nn.ConvTranspose2d(5, 13, 4, 2, 1) if transposed else nn.Conv2d(5, 13, 3, 2, 1, bias=False)
     net = FnNet(lambda m, x: (F.relu if then_relu else (lambda y: y))(m.norm(m.conv(x))),
                 conv=conv, norm=nn.BatchNorm2d(13, eps=1e-2))
@@ -197,7 +197,7 @@ def test_batchnorm_is_folded(transposed, then_relu):
     assert model.meta["provenance"]["norm"] == {"semantics": "eval", "folded_batchnorm": ["norm"]}
 
 
-def test_batchnorm_without_affine_terms_is_folded():
+def test_B6_batchnorm_without_affine_terms_is_folded():
     net = FnNet(lambda m, x: m.norm(m.conv(x)), conv=nn.Conv2d(3, 5, 3, 1, 1), norm=nn.BatchNorm2d(5, affine=False))
     check_op(net, 3, "conv + BatchNorm2d(affine=False)")
 
@@ -297,7 +297,7 @@ UNSUPPORTED = {   # id: (net, words the error must contain)
 
 
 @pytest.mark.parametrize("case", list(UNSUPPORTED))
-def test_unsupported_is_named_and_nothing_written(case, tmp_path):
+def test_D5_unsupported_is_named_and_nothing_written(case, tmp_path):
     net, words = UNSUPPORTED[case]
     path = tmp_path / "model.safetensors"
     with pytest.raises(UnsupportedLayer) as info:
@@ -308,7 +308,7 @@ def test_unsupported_is_named_and_nothing_written(case, tmp_path):
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_verification_failure_writes_nothing(tmp_path):
+def test_D5_verification_failure_writes_nothing(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"the previous export")
     with pytest.raises(ExportVerificationError, match="torch.fx does not record"):
@@ -316,7 +316,7 @@ def test_verification_failure_writes_nothing(tmp_path):
     assert path.read_bytes() == b"the previous export" and len(list(tmp_path.iterdir())) == 1
 
 
-def test_verification_names_the_first_diverging_layer(tmp_path, monkeypatch):
+def test_D5_verification_names_the_first_diverging_layer(tmp_path, monkeypatch):
     real = reference.upsample2x
     monkeypatch.setattr(reference, "upsample2x", lambda x, mode: real(x, mode)[:, ::-1].copy())   # upside down
     net = FnNet(lambda m, x: m.head(m.up(m.conv(x))), conv=conv3(4, 8), up=nn.Upsample(scale_factor=2),
@@ -328,7 +328,7 @@ def test_verification_names_the_first_diverging_layer(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("where", ["conv weight", "norm running_var"])
-def test_non_finite_weights_are_refused(where, tmp_path):
+def test_D3_non_finite_weights_are_refused(where, tmp_path):
     net = FnNet(lambda m, x: m.norm(m.conv(x)), conv=conv3(), norm=nn.BatchNorm2d(3))
     with torch.no_grad():
         if where == "conv weight":

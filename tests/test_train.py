@@ -168,7 +168,7 @@ def test_train_export_and_run_on_gl(folders, tmp_path):
     dict(discriminator=DiscriminatorConfig(kind="multiscale", ndf=4, layers=2, scales=3), crop=48,
          gan_loss="lsgan", feature_matching=10.0),
 ], ids=["patch-batchnorm-dropout", "multiscale-lsgan-fm"])
-def test_resume_is_bitwise_identical(folders, tmp_path, variant):
+def test_D2_resume_is_bitwise_identical(folders, tmp_path, variant):
     straight = trainer.train(tiny(tmp_path / "straight", folders, **variant), progress=False)
     split_cfg = tiny(tmp_path / "split", folders, **variant)
     first = trainer.train(split_cfg, stop_after=4, progress=False)
@@ -191,7 +191,7 @@ def test_resume_is_bitwise_identical(folders, tmp_path, variant):
     assert all(np.array_equal(a.tensors[name], b.tensors[name]) for name in a.tensors)
 
 
-def test_same_seed_same_losses(folders, tmp_path):
+def test_D2_same_seed_same_losses(folders, tmp_path):
     runs = [trainer.train(tiny(tmp_path / name, folders, seed=seed, steps=4), progress=False)
             for name, seed in (("a", 7), ("b", 7), ("c", 8))]
     a, b, c = (logged(r.run_dir) for r in runs)
@@ -210,7 +210,7 @@ def test_rgb_only_model(folders, tmp_path):
     assert np.abs(got - trainer.generate(result.generator, x).transpose(1, 2, 0)).max() < 1e-4
 
 
-def test_resume_refuses_another_config_and_fresh_run_refuses_a_used_dir(folders, tmp_path):
+def test_D2_resume_refuses_another_config_and_fresh_run_refuses_a_used_dir(folders, tmp_path):
     cfg = tiny(tmp_path, folders, steps=4)
     trainer.train(cfg, stop_after=2, progress=False)
     with pytest.raises(CheckpointError, match="already holds a checkpoint"):
@@ -225,7 +225,7 @@ def test_resume_refuses_another_config_and_fresh_run_refuses_a_used_dir(folders,
 
 # --- D3: non-finite losses ------------------------------------------------------------------
 
-def test_nonfinite_steps_are_skipped_and_counted(folders, tmp_path):
+def test_D3_nonfinite_steps_are_skipped_and_counted(folders, tmp_path):
     good = load_folders([folders["train"]])
     depth = [d.copy() for d in good.depth]
     depth[2][:] = np.inf                            # one frame whose depth never got clamped: every crop is Inf
@@ -251,7 +251,7 @@ def test_nonfinite_steps_are_skipped_and_counted(folders, tmp_path):
     assert all(np.isfinite(t).all() for t in model.tensors.values())
 
 
-def test_diverging_run_aborts_naming_step_and_last_good_checkpoint(folders, tmp_path):
+def test_D3_diverging_run_aborts_naming_step_and_last_good_checkpoint(folders, tmp_path):
     # A learning rate of 1e30 is a real divergence: Adam's first step moves every weight by ~1e30,
     # the next forward overflows to Inf, and Inf - Inf gives NaN.
     cfg = tiny(tmp_path, folders, lr=1e30, steps=20, checkpoint_every=1, max_nonfinite=3)
@@ -267,7 +267,7 @@ def test_diverging_run_aborts_naming_step_and_last_good_checkpoint(folders, tmp_
 
 # --- D4: pre-flight ------------------------------------------------------------------------
 
-def test_preflight_lists_every_bad_file(tmp_path, capsys):
+def test_D4_preflight_lists_every_bad_file(tmp_path, capsys):
     import cv2
     views = render_views(tmp_path / "views", 6, (32, 32), seed=9, progress=False)
     targets = stylize_dataset(views, tmp_path / "targets", "ink", ink, progress=False)
@@ -345,7 +345,7 @@ def uninterrupted(folders, tmp_path_factory):
         proc.wait()
 
 
-def test_torchrun_worker_killed_then_resumed(folders, tmp_path, uninterrupted):
+def test_D6_torchrun_worker_killed_then_resumed(folders, tmp_path, uninterrupted):
     out = tmp_path / "m.safetensors"
     checkpoint = tmp_path / "m.run" / "checkpoint.pt"
     proc = torchrun(folders, out)
@@ -374,7 +374,7 @@ def test_torchrun_worker_killed_then_resumed(folders, tmp_path, uninterrupted):
     assert all(np.array_equal(a.tensors[name], b.tensors[name]) for name in a.tensors)
 
 
-def test_torchrun_two_processes_rank0_writes(uninterrupted):
+def test_D6_torchrun_two_processes_rank0_writes(uninterrupted):
     out, proc = uninterrupted
     status, output = finish(proc)
     assert status == 0, output

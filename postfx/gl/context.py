@@ -3,10 +3,11 @@ for arrays-in / arrays-out use."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import moderngl
 
-from ..errors import ContextLost, GLError, GLVersionError
+from ..errors import AllocationFailed, ContextLost, GLError, GLVersionError
 
 REQUIRED_VERSION = 430      # compute shaders and shader storage buffers
 
@@ -23,6 +24,18 @@ def renderer(ctx: moderngl.Context) -> str:
 def is_live(ctx) -> bool:
     """False once the moderngl context has been released (its objects become InvalidObject)."""
     return getattr(ctx, "mglo", None) is not None and type(ctx.mglo).__name__ != "InvalidObject"
+
+
+@contextmanager
+def allocating(ctx: moderngl.Context, what: str):
+    """Turn moderngl's error for a GL object it could not create (out of memory, a size
+    the driver refuses) into AllocationFailed naming `what`. The caller releases what
+    it had made before (reliability C7)."""
+    try:
+        yield
+    except moderngl.Error as e:
+        raise AllocationFailed(f"could not allocate {what} on {renderer(ctx)}: {e}. Free GPU memory, or use "
+                               "a smaller frame, a smaller internal_scale or fp16=True") from None
 
 
 def require_compute(ctx) -> None:

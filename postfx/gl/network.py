@@ -5,6 +5,7 @@ Nothing is allocated per frame."""
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import moderngl
 import numpy as np
@@ -13,7 +14,7 @@ from .. import model_format as fmt
 from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
 from ..model_file import Model
 from . import ops
-from .context import is_live, renderer, require_compute
+from .context import allocating, is_live, renderer, require_compute
 from .programs import ProgramCache
 
 KERNEL_CHOICES = ops.KERNEL_CHOICES
@@ -22,6 +23,32 @@ KERNEL_CHOICES = ops.KERNEL_CHOICES
 # image view (a pixel-unpack read). A view refresh is an ordinary GL command,
 # visible to later dispatches without a barrier.
 _AFTER_DISPATCH = moderngl.SHADER_STORAGE_BARRIER_BIT | moderngl.PIXEL_BUFFER_BARRIER_BIT
+
+
+def weight_bytes(model: Model, kernels: str, limits: ops.DeviceLimits) -> int:
+    """GPU memory a GLNetwork of `model` holds for weights and biases, whatever the frame
+    size (as _upload_weights lays them out), known before anything is uploaded."""
+    total = 0
+    for layer in model.graph.layers:
+        if layer.op not in fmt.CONV_OPS:
+            continue
+        weight, bias = model.layer_weights(layer)
+        if ops.choose_variant(layer, model.graph, kernels, limits).reads_weight_image:
+            rows = ops.ceil_div(weight.size // 4, ops.WEIGHT_IMAGE_WIDTH)
+            total += rows * ops.WEIGHT_IMAGE_WIDTH * 16      # whole RGBA32F rows
+        else:
+            total += 4 * weight.size
+        total += 4 * bias.size
+    return total
+
+
+class _Layout(NamedTuple):
+    """What one run size needs (GLNetwork._layout)."""
+    sizes: dict             # tensor name -> (W, H)
+    plan: list              # the dispatches, in order
+    buffer_bytes: dict      # tensor name -> bytes of its activation buffer
+    view_shapes: dict       # tensor name -> (W + 2b, H + 2b, slices) of its image view
+    border: int             # b: zero texels around each view
 
 
 class GLNetwork:
@@ -72,11 +99,14 @@ class GLNetwork:
                 raise DeviceLimitError(f"layer {layer.name!r}: weights of {weight.nbytes} bytes exceed "
                                        f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE {limit} on {renderer(self.ctx)}")
             key = ("weights", layer.name)
-            if ops.choose_variant(layer, graph, self.kernels, self.limits).reads_weight_image:
-                self.weight_images[key] = self._weight_image(weight)
-            else:
-                self.weights[key] = self.ctx.buffer(weight.astype("<f4").tobytes())
-            self.weights[("bias", layer.name)] = self.ctx.buffer(bias.astype("<f4").tobytes())
+            what = f"the weights of layer {layer.name!r} ({4 * weight.size} bytes)"
+            with allocating(self.ctx, what):
+                if ops.choose_variant(layer, graph, self.kernels, self.limits).reads_weight_image:
+                    self.weight_images[key] = self._weight_image(weight)
+                else:
+                    self.weights[key] = self.ctx.buffer(weight.astype("<f4").tobytes())
+            with allocating(self.ctx, f"the bias of layer {layer.name!r} ({4 * bias.size} bytes)"):
+                self.weights[("bias", layer.name)] = self.ctx.buffer(bias.astype("<f4").tobytes())
 
     def _weight_image(self, weight: np.ndarray) -> moderngl.Texture:
         """The packed weights as a (WEIGHT_IMAGE_WIDTH, rows) RGBA32F image, the
@@ -110,18 +140,16 @@ class GLNetwork:
 
     # --- per resolution --------------------------------------------------------
 
-    def resize(self, run_h: int, run_w: int) -> None:
-        """Allocate the activation buffers and image views and plan the dispatches for one run size."""
-        self._check_live()
-        if self.run_size == (run_h, run_w):
-            return
+    def _layout(self, run_h: int, run_w: int) -> "_Layout":
+        """Everything resize() allocates at one run size, checked against the device's
+        limits (FrameTooLarge) without allocating anything."""
         sizes = self._tensor_sizes(run_h, run_w)
         plan = self._plan(sizes)
         graph = self.model.graph
-        needed = {name: max(16, graph.tensors[name].slices * w * h * self.texel_bytes)
-                  for name, (w, h) in sizes.items()}
+        buffer_bytes = {name: max(16, graph.tensors[name].slices * w * h * self.texel_bytes)
+                        for name, (w, h) in sizes.items()}
         max_block = self.limits.max_storage_block_size
-        for name, nbytes in needed.items():
+        for name, nbytes in buffer_bytes.items():
             if nbytes > max_block:
                 raise FrameTooLarge(
                     f"at run size {run_w}x{run_h}, tensor {name!r} needs {nbytes / 2**20:.0f} MiB, beyond "
@@ -132,10 +160,8 @@ class GLNetwork:
             viewed.add(graph.output)
         # One zero border for every view, as wide as the widest reach past an edge.
         border = max((d.view_border for d in plan if d.images), default=0)
-        for d in plan:
-            if d.images:
-                d.uniforms["view_border"] = border
-        for name in viewed:
+        view_shapes = {}
+        for name in sorted(viewed):
             (w, h), slices = sizes[name], graph.tensors[name].slices
             w, h = w + 2 * border, h + 2 * border
             if max(w, h) > self.limits.max_texture_size or slices > self.limits.max_array_layers:
@@ -144,29 +170,50 @@ class GLNetwork:
                     f"layers) exceeds GL_MAX_TEXTURE_SIZE {self.limits.max_texture_size} / "
                     f"GL_MAX_ARRAY_TEXTURE_LAYERS {self.limits.max_array_layers} on {renderer(self.ctx)}; "
                     "use a smaller internal scale or kernels='tiled'")
+            view_shapes[name] = (w, h, slices)
         for d in plan:
             ops.check_limits(d, self.limits)
+            if d.images:
+                d.uniforms["view_border"] = border
+        return _Layout(sizes, plan, buffer_bytes, view_shapes, border)
+
+    def activation_bytes(self, run_h: int, run_w: int) -> int:
+        """GPU memory resize(run_h, run_w) allocates: activation buffers plus image views."""
+        layout = self._layout(run_h, run_w)
+        views = sum(w * h * slices * self.texel_bytes for w, h, slices in layout.view_shapes.values())
+        return sum(layout.buffer_bytes.values()) + views
+
+    def resize(self, run_h: int, run_w: int) -> None:
+        """Allocate the activation buffers and image views and plan the dispatches for one run size.
+        On failure nothing of the new size is kept, nor the old size's buffers (run_size is None)."""
+        self._check_live()
+        if self.run_size == (run_h, run_w):
+            return
+        layout = self._layout(run_h, run_w)
+        for d in layout.plan:
             d.program = self.programs.get(d.shader, d.defines, d.layer)
-        self._release_activations()
+        self.release_activations()
         try:
-            for name, nbytes in needed.items():
-                self.buffers[name] = self.ctx.buffer(reserve=nbytes)
-            for name in viewed:
-                w, h = sizes[name]
-                shape = (w + 2 * border, h + 2 * border, graph.tensors[name].slices)
+            for name, nbytes in layout.buffer_bytes.items():
+                with allocating(self.ctx, f"the activation buffer of tensor {name!r} ({nbytes} bytes)"):
+                    self.buffers[name] = self.ctx.buffer(reserve=nbytes)
+            for name, shape in layout.view_shapes.items():
                 # Zeroed once: refreshes write only the interior, the border stays zero.
                 zeros = bytes(shape[0] * shape[1] * shape[2] * self.texel_bytes)
-                self.views[name] = self.ctx.texture_array(shape, 4, zeros, dtype="f2" if self.fp16 else "f4")
+                with allocating(self.ctx, f"the image view of tensor {name!r} ({shape[0]}x{shape[1]}, "
+                                          f"{shape[2]} layers, {len(zeros)} bytes)"):
+                    self.views[name] = self.ctx.texture_array(shape, 4, zeros, dtype="f2" if self.fp16 else "f4")
         except BaseException:
-            self._release_activations()
+            self.release_activations()
             raise
         # A view is refreshed after the last dispatch that writes its tensor.
-        last_writer = {d.bindings[ops.BIND_DESTINATION]: i for i, d in enumerate(plan)}
+        last_writer = {d.bindings[ops.BIND_DESTINATION]: i for i, d in enumerate(layout.plan)}
         self._refresh_after = {}
-        for name in viewed:
+        for name in layout.view_shapes:
             if name in last_writer:
                 self._refresh_after.setdefault(last_writer[name], []).append(name)
-        self.dispatches, self.run_size, self.sizes, self.view_border = plan, (run_h, run_w), sizes, border
+        self.dispatches, self.run_size, self.sizes = layout.plan, (run_h, run_w), layout.sizes
+        self.view_border = layout.border
 
     def run(self, *, profile: dict | None = None) -> None:
         """Execute every layer on what the input buffer holds. With a `profile`
@@ -230,7 +277,8 @@ class GLNetwork:
         if not is_live(self.ctx):
             raise ContextLost("the GL context was released; rebuild the pass in a live context")
 
-    def _release_activations(self) -> None:
+    def release_activations(self) -> None:
+        """Free the buffers and views of the current run size (resize() allocates them again)."""
         for resource in (*self.buffers.values(), *self.views.values()):
             resource.release()
         self.buffers.clear()
@@ -240,7 +288,7 @@ class GLNetwork:
     def release(self) -> None:
         if self.released:
             return
-        self._release_activations()
+        self.release_activations()
         for resource in (*self.weights.values(), *self.weight_images.values()):
             resource.release()
         self.weights.clear()

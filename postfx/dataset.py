@@ -158,18 +158,25 @@ def render_views(out_dir, views: int, size, seed: int, progress: bool = True, *,
     return out
 
 
+def read_json_index(path: Path, format_name: str, version: int, written_by: str) -> dict:
+    """A folder's JSON index (views.json, targets.json): parsed and checked for its
+    format name and version. written_by: the command that writes it, for the hints."""
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found; is {path.parent} a folder written by `{written_by}` "
+                         f"({path.name} is written last, so an interrupted run has none)?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read it ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != format_name or index.get("format_version") != version:
+        raise InputError(f"{path}: not a {format_name} version {version} index; run `{written_by}` again")
+    return index
+
+
 def load_index(out_dir) -> dict:
     """The parsed views.json of a dataset folder, checked for the fields the loaders use."""
     path = Path(out_dir) / "views.json"
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found; is {out_dir} a folder written by `postfx dataset render` "
-                         "(views.json is written last, so an interrupted run has none)?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot read it ({e})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path}: not a {FORMAT} version {FORMAT_VERSION} index; re-render the dataset")
+    info = read_json_index(path, FORMAT, FORMAT_VERSION, "postfx dataset render")
     if not isinstance(info.get("views"), list) or len(info["views"]) != info.get("count"):
         raise InputError(f"{path}: 'views' does not hold 'count' entries; re-render the dataset")
     return info

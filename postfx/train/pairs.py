@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..dataset import _Progress, load_index, load_view
+from ..dataset import _Progress, load_index, load_view, read_json_index
 from ..errors import InputError
 from ..model_file import atomic_write
 
@@ -179,15 +179,7 @@ def targets_from_folder(src_dir, folder, out_dir, progress: bool = True) -> Path
 def load_targets_index(out_dir) -> dict:
     """The parsed targets.json of a targets folder, with 'dataset' (the source's views.json) added."""
     path = Path(out_dir) / "targets.json"
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found; is {out_dir} a folder written by `postfx dataset stylize` "
-                         "(targets.json is written last, so an interrupted run has none)?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot read it ({e})") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path}: not a {FORMAT} version {FORMAT_VERSION} index; re-run `postfx dataset stylize`")
+    index = read_json_index(path, FORMAT, FORMAT_VERSION, "postfx dataset stylize")
     index["dataset"] = load_index(index["source"])
     if len(index["dataset"]["views"]) != index.get("count") or len(index.get("targets", [])) != index.get("count"):
         raise InputError(f"{path}: its count does not match the source dataset {index['source']}; "

@@ -74,7 +74,8 @@ def _check_args(out_dir, views, seed, town_seed) -> Path:
     return out
 
 
-def _png(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
+    """An image array (uint8 grey / RGB, uint16 grey) as PNG file bytes."""
     from PIL import Image
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -139,8 +140,8 @@ def render_views(out_dir, views: int, size, seed: int, progress: bool = True, *,
                 depth01 = linear_depth01(target.read_depth(), camera.near, camera.far)   # (H, W) float32
                 depth16 = np.round(depth01 * DEPTH_SCALE).astype(np.uint16)              # (H, W) uint16
                 name = f"{index:06d}.png"
-                atomic_write(out / "color" / name, _png(rgb))
-                atomic_write(out / "depth" / name, _png(depth16))
+                atomic_write(out / "color" / name, png_bytes(rgb))
+                atomic_write(out / "depth" / name, png_bytes(depth16))
                 records.append({"index": index, "color": f"color/{name}", "depth": f"depth/{name}",
                                 "time": time, **camera.to_dict()})
                 bar.step()

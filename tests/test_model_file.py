@@ -30,6 +30,7 @@ from postfx.exporters.builder import build_model
 from postfx.exporters.packing import pack_conv_transpose_weight
 from postfx.model_file import checksum, load, serialize
 from postfx.model_format import Layer
+from promises import record_promise
 
 # (enc1) conv 4 -> 8, k4 s2 p1, leaky relu; (dec1) transposed conv 8 -> 3, k4 s2 p1, tanh.
 SMALL = [Layer("enc1", "conv2d", ("input",), activation="leaky_relu", negative_slope=0.2,
@@ -561,19 +562,6 @@ FLIP_MASKS = (range(1, 256) if os.environ.get("POSTFX_FUZZ_ALL_MASKS") == "1"
               else (0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFF))
 
 
-def record_promise(key: str, figures: dict) -> None:
-    """With POSTFX_PROMISES_OUT=DIR, merge `figures` under `key` into DIR/fuzz.json
-    (the figures the README's promises section quotes)."""
-    out = os.environ.get("POSTFX_PROMISES_OUT")
-    if not out:
-        return
-    path = Path(out) / "fuzz.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = json.loads(path.read_text()) if path.exists() else {}
-    doc[key] = figures
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-
-
 class Outcomes:
     """Runs damaged files through the loader: counts each error type, keeps the slowest case."""
 
@@ -627,7 +615,7 @@ def test_A10_every_flipped_byte_is_caught(tiny_bytes):
     assert figures["cases"] == len(tiny_bytes) * len(FLIP_MASKS)
     assert outcomes.slowest < MAX_CASE_SECONDS, f"slowest load of a damaged file took {outcomes.slowest:.3f} s"
     assert {"NotAModelFile", "ModelFormatError", "TensorError", "ChecksumMismatch"} <= set(figures["outcomes"])
-    record_promise("byte_flips", {"file_bytes": len(tiny_bytes), "bytes_flipped": len(tiny_bytes),
+    record_promise("fuzz", key="byte_flips", figures={"file_bytes": len(tiny_bytes), "bytes_flipped": len(tiny_bytes),
                                   "masks_per_byte": len(FLIP_MASKS), **figures})
 
 
@@ -675,7 +663,7 @@ def test_A10_random_byte_mutations_raise_only_postfx_errors(tiny_bytes):
 
     mutate()
     assert outcomes.slowest < MAX_CASE_SECONDS, f"slowest case took {outcomes.slowest:.3f} s"
-    record_promise("hypothesis_byte_mutations", outcomes.figures())
+    record_promise("fuzz", key="hypothesis_byte_mutations", figures=outcomes.figures())
 
 
 JSON_VALUES = st.recursive(
@@ -724,7 +712,7 @@ def test_A10_random_header_edits_raise_only_postfx_errors(tiny_bytes):
 
     edit()
     assert outcomes.slowest < MAX_CASE_SECONDS, f"slowest case took {outcomes.slowest:.3f} s"
-    record_promise("hypothesis_header_edits", outcomes.figures())
+    record_promise("fuzz", key="hypothesis_header_edits", figures=outcomes.figures())
 
 
 # --- A11: bundled style names ------------------------------------------------------------

@@ -9,12 +9,10 @@ variant; the matrix's full run is 10000)."""
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import moderngl
 import numpy as np
@@ -25,6 +23,7 @@ from postfx.postfx_pass import PostFX
 
 from gl_objects import difference, live_gl_objects
 from test_pass import _frame_textures, expected_stylized, make_depth_texture, small_unet
+from promises import record_promise
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +46,6 @@ def current(ctx: moderngl.Context, then: moderngl.Context):
         yield ctx
     finally:
         then.__enter__()
-
-
-def record_promise(name: str, figures: dict) -> None:
-    """Figures for README's "What postfx promises", when POSTFX_PROMISES_OUT names a folder."""
-    folder = os.environ.get("POSTFX_PROMISES_OUT")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
 def held_bytes(fx: PostFX) -> int:

@@ -33,6 +33,7 @@ from postfx.exporters.builder import build_model  # noqa: E402
 from postfx.model_file import serialize  # noqa: E402
 from postfx.model_format import Layer  # noqa: E402
 from postfx.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: E402
+from promises import record_promise  # noqa: E402
 
 MODEL_NAME = "style.safetensors"
 BIG_FLOATS = 1 << 20          # a 4 MiB checkpoint tensor: long enough a write to land kills in
@@ -222,16 +223,6 @@ def kill_trials(helper, folder: Path, kind: str, name: str, trials: int, check):
     return figures
 
 
-def record_promise(key: str, figures: dict) -> None:
-    out = os.environ.get("POSTFX_PROMISES_OUT")
-    if out:
-        path = Path(out) / "writes.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        doc = json.loads(path.read_text()) if path.exists() else {}
-        doc[key] = figures
-        path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-
-
 def check_model_folder(contents):
     def check(folder: Path, litter: list[Path]) -> int:
         data = (folder / MODEL_NAME).read_bytes()
@@ -269,14 +260,14 @@ def test_D1_model_file_killed_while_written(tmp_path, versions, helper):
     (tmp_path / MODEL_NAME).write_bytes(contents["1"])
     figures = kill_trials(helper, tmp_path, "model", MODEL_NAME, 12, check=check_model_folder(contents))
     assert figures["killed_mid_write"] >= 3, figures      # the kills did land inside writes
-    record_promise("model_file_sigkill", figures)
+    record_promise("writes", key="model_file_sigkill", figures=figures)
 
 
 def test_D1_checkpoint_killed_while_written(tmp_path, helper):
     save_checkpoint(tmp_path / CHECKPOINT_NAME, {"step": 1, "weights": torch.full((BIG_FLOATS,), 1.0)})
     figures = kill_trials(helper, tmp_path, "checkpoint", CHECKPOINT_NAME, 8, check=check_checkpoint_folder)
     assert figures["killed_mid_write"] >= 2, figures
-    record_promise("checkpoint_sigkill", figures)
+    record_promise("writes", key="checkpoint_sigkill", figures=figures)
 
 
 def test_D1_exception_mid_write_removes_the_temp_file(tmp_path, versions, helper):

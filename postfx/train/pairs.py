@@ -12,7 +12,6 @@ were made), so a targets folder is small and the renders are not duplicated.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..dataset import _Progress, load_index, load_view, read_json_index
+from ..dataset import _Progress, load_index, load_view, png_bytes, read_json_index
 from ..errors import InputError
 from ..model_file import atomic_write
 
@@ -30,13 +29,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 # (rgb uint8 (H, W, 3), depth01 float32 (H, W)) -> target rgb uint8 (H, W, 3)
 StyleFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    from PIL import Image
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _prepare_out(out_dir, src: Path) -> Path:
@@ -84,7 +76,7 @@ def stylize_dataset(src_dir, out_dir, style: str, fn: StyleFn, params: dict | No
             target = fn(rgb, depth01)
             ms.append((time.perf_counter() - start) * 1000.0)
             target = _check_target(target, info["size"], f"{style} on {view['color']}")
-            atomic_write(out / "target" / Path(view["color"]).name, _png(target))
+            atomic_write(out / "target" / Path(view["color"]).name, png_bytes(target))
             bar.step()
     finally:
         bar.close()
@@ -168,7 +160,7 @@ def targets_from_folder(src_dir, folder, out_dir, progress: bool = True) -> Path
             rgb, problem = _read_target(path, size)
             if problem:         # changed since it was checked a moment ago
                 raise InputError(f"{path}: {problem}")
-            atomic_write(out / "target" / Path(view["color"]).name, _png(rgb))
+            atomic_write(out / "target" / Path(view["color"]).name, png_bytes(rgb))
             bar.step()
     finally:
         bar.close()

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .metrics import psnr
 from .models import UNetConfig, UNetGenerator
 
 NEAR, FAR = 1.0, 120.0          # metres: depth maps store (z - NEAR) / (FAR - NEAR), clamped to [0, 1]
@@ -454,12 +455,6 @@ def _train(cfg: PreviewConfig, log) -> tuple[UNetGenerator, dict]:
                  "train_seconds": round(time.perf_counter() - start, 1), "data_seconds": round(data_s, 1)}
 
 
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of two images in [0, 1]."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
 def _unit_range(t: torch.Tensor) -> np.ndarray:
     return (t.clamp(-1, 1).numpy() + 1) / 2
 
@@ -471,8 +466,8 @@ def evaluate(net: UNetGenerator, cfg: PreviewConfig) -> dict:
         outputs = torch.cat([net(inputs[i:i + 1]) for i in range(len(inputs))])       # (N, 3, H, W) in [-1, 1]
     out, target, source = (_unit_range(t) for t in (outputs, targets, inputs[:, :3]))
     return {"held_out_l1": round(float(np.abs(out - target).mean() * 2), 5),
-            "held_out_psnr_db": round(float(np.mean([psnr_db(o, t) for o, t in zip(out, target)])), 2),
-            "input_psnr_db": round(float(np.mean([psnr_db(s, t) for s, t in zip(source, target)])), 2),
+            "held_out_psnr_db": round(float(np.mean([psnr(o, t) for o, t in zip(out, target)])), 2),
+            "input_psnr_db": round(float(np.mean([psnr(s, t) for s, t in zip(source, target)])), 2),
             "held_out_scenes": cfg.held_out,
             "notes": "procedural street scenes unseen in training; L1 in the output range [-1, 1], "
                      "PSNR on RGB in [0, 1] (mean over scenes); input_psnr_db: the unstylized input vs the target"}

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dataset import png_bytes
 from ..errors import CheckpointError, InputError, NonFiniteLoss, TrainingDataError, TrainingError
 from ..model_file import Model, atomic_write
 from . import distributed
@@ -147,15 +148,6 @@ def sample_grid(generator: UNetGenerator, pairs: PairSet, indices) -> np.ndarray
         rows.append(np.concatenate([pairs.rgb[index], out, pairs.target[index]], axis=1))
     width = max(row.shape[1] for row in rows)
     return np.concatenate([np.pad(row, [(0, 0), (0, width - row.shape[1]), (0, 0)]) for row in rows])
-
-
-def _png(image: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -370,7 +362,7 @@ class Trainer:
         pairs = self.val if self.val is not None else self.data
         grid = sample_grid(self.generator, pairs, range(min(SAMPLE_FRAMES, len(pairs))))
         (self.run_dir / SAMPLES_DIR).mkdir(exist_ok=True)
-        atomic_write(self.run_dir / SAMPLES_DIR / f"step_{step:06d}.png", _png(grid))
+        atomic_write(self.run_dir / SAMPLES_DIR / f"step_{step:06d}.png", png_bytes(grid))
 
     # -- the loop
 

@@ -9,7 +9,7 @@ import numpy as np
 from postfx import model_format as fmt
 from postfx.model_file import Model, model_from_parts
 
-from .packing import pack_bias, pack_conv_transpose_weight, pack_conv_weight
+from .packing import pack_bias, pack_conv_transpose_weight, pack_conv_weight, pack_norm
 
 COLOR_CHANNELS = {3: list(fmt.RGB), 4: list(fmt.RGBD)}
 
@@ -33,7 +33,8 @@ def build_model(layers: list[fmt.Layer], weights: dict, *, input_channels: int, 
                 name: str = "model", raw: bool = False, input_range=(-1.0, 1.0), output_range=(-1.0, 1.0),
                 provenance: dict | None = None, training: dict | None = None,
                 quality: dict | None = None) -> Model:
-    """weights[layer.name] = (weight in torch layout, bias or None) for each conv layer.
+    """weights[layer.name] = (weight in torch layout, bias or None) for each conv layer,
+    (gamma or None, beta or None), each (C,), for each instance_norm layer.
     A style takes RGB / RGBD and gives RGB; `raw=True` names channels c0, c1, ...
     (any count) for networks run only through postfx.run."""
     if not raw and input_channels not in COLOR_CHANNELS:
@@ -41,6 +42,10 @@ def build_model(layers: list[fmt.Layer], weights: dict, *, input_channels: int, 
     graph = fmt.build_graph(layers, input_channels, output)
     tensors = {}
     for layer in graph.layers:
+        if layer.op == "instance_norm":
+            gamma, beta = weights.get(layer.name, (None, None))
+            scale, shift = pack_norm(gamma, beta, graph.tensors[layer.name].segments)
+            tensors[f"{layer.name}.scale"], tensors[f"{layer.name}.shift"] = scale, shift
         if layer.op not in fmt.CONV_OPS:
             continue
         w, b = weights[layer.name]

@@ -51,6 +51,16 @@ def pack_bias(bias: np.ndarray | None, cout: int) -> np.ndarray:
     return b.reshape(-1, 4)
 
 
+def pack_norm(gamma: np.ndarray | None, beta: np.ndarray | None, segments) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (C,) scale and shift of an instance_norm -> two (slices, 4) arrays in
+    the tensor's lane layout; no affine terms = ones and zeros; padding lanes 0."""
+    channels = sum(segments)
+    gamma = np.ones(channels, np.float32) if gamma is None else np.asarray(gamma, np.float32)
+    beta = np.zeros(channels, np.float32) if beta is None else np.asarray(beta, np.float32)
+    return (pad_input_lanes(gamma, segments).reshape(-1, 4).astype(np.float32),
+            pad_input_lanes(beta, segments).reshape(-1, 4).astype(np.float32))
+
+
 def fold_batchnorm(weight, bias, gamma, beta, mean, var, eps, transposed=False):
     """Eval-mode BatchNorm after a conv folded into the conv: y = s * (conv + b - mean) + beta,
     s = gamma / sqrt(var + eps). Computed in float64, stored float32."""

@@ -7,7 +7,12 @@ and lowered node by node onto the layer graph of model_format.py:
 
 - Conv2d / ConvTranspose2d become conv layers named by their module path, so the
   file's tensor ``enc1.weight`` is the module's ``enc1.weight`` (style.md 7);
-- an eval-mode BatchNorm2d right after a conv is folded into that conv;
+- BatchNorm2d, as `batchnorm=` says (model_format.py, "Normalization"): "eval"
+  folds it, right after a conv, into that conv; "frame" keeps it as an
+  instance_norm layer normalizing each frame by its own statistics (the pix2pix
+  paper's test-time behaviour); InstanceNorm2d is always such a layer;
+- ReflectionPad2d / ZeroPad2d / F.pad read only by convs merge into them as the
+  conv's padding (the CycleGAN ResNet's ReflectionPad2d(3) + 7x7 conv);
 - an activation goes into its producer's epilogue when nothing else reads the
   producer's output and it has no activation yet, else into an ``activation`` layer;
 - torch.cat along channels feeding a conv is fused (the conv reads the sources);
@@ -39,7 +44,8 @@ from torch import nn
 
 from postfx import __version__, reference
 from postfx import model_format as fmt
-from postfx.errors import ExportError, ExportVerificationError, ModelGraphError, UnsupportedLayer
+from postfx.errors import (ExportError, ExportVerificationError, ModelGraphError, NormSemanticsMismatch,
+                           UnsupportedLayer)
 from postfx.model_file import Model, save_model
 
 from .builder import build_model
@@ -54,8 +60,10 @@ PROBE_SEED = 0
 PROBE_MIN_SIDE = 40      # px: large enough that every level of a deep U-Net sees several pixels
 
 SUPPORTED = ("Conv2d (square kernel, groups=1, dilation=1, zeros or reflect padding), "
-             "ConvTranspose2d (square kernel, groups=1, dilation=1), BatchNorm2d right after a conv "
-             "(folded, eval mode), ReLU / LeakyReLU / Tanh / Sigmoid (modules, functions or Tensor methods), "
+             "ConvTranspose2d (square kernel, groups=1, dilation=1), BatchNorm2d (batchnorm='eval': folded "
+             "into the conv right before it; 'frame': per-frame statistics), InstanceNorm2d (without running "
+             "statistics), ReflectionPad2d / ZeroPad2d / F.pad (equal on all sides) right before a conv, "
+             "ReLU / LeakyReLU / Tanh / Sigmoid (modules, functions or Tensor methods), "
              "torch.cat along dim 1, tensor + tensor, 2x nn.Upsample / F.interpolate (nearest, or bilinear "
              "with align_corners=False), Dropout / Identity")
 
@@ -70,6 +78,8 @@ _ACTIVATION_METHODS = {"relu", "relu_", "tanh", "tanh_", "sigmoid", "sigmoid_"}
 _ADD_FUNCTIONS = (operator.add, torch.add)
 _ADD_METHODS = {"add": False, "add_": True}     # -> in place
 _CAT_FUNCTIONS = (torch.cat, torch.concat)
+_PAD_MODULES = {nn.ReflectionPad2d: "reflect", nn.ZeroPad2d: "zeros"}
+BATCHNORM_CHOICES = ("eval", "frame")
 
 
 def _arg(node: torch.fx.Node, index: int, name: str, default=None):
@@ -104,6 +114,14 @@ def _finite(array: np.ndarray, what: str) -> np.ndarray:
 
 def _numpy(tensor: torch.Tensor, what: str) -> np.ndarray:
     return _finite(tensor.detach().cpu().to(torch.float32).numpy(), what)
+
+
+@dataclass(frozen=True)
+class _Pad:
+    """Padding not applied on its own: the conv reading it pads its input this way."""
+    source: torch.fx.Node
+    amount: int
+    mode: str           # fmt.PADDING_MODES
 
 
 @dataclass(frozen=True)
@@ -162,7 +180,9 @@ class Lowering:
     value, as in torch (pix2pix's skip connections read the activated tensor).
     """
 
-    def __init__(self, gm: torch.fx.GraphModule):
+    def __init__(self, gm: torch.fx.GraphModule, batchnorm: str = "eval"):
+        self.batchnorm = batchnorm
+        self.pads: dict[torch.fx.Node, _Pad] = {}     # pad node -> what the conv reading it merges
         self.modules = dict(gm.named_modules())
         self.order = {node: i for i, node in enumerate(gm.graph.nodes)}
         self.values: dict[torch.fx.Node, str | _Cat] = {}
@@ -172,6 +192,7 @@ class Lowering:
         self.tails: dict[str, torch.fx.Node] = {}     # layer -> fx node whose torch value is its output
         self.concats: dict[torch.fx.Node, str] = {}   # cat node -> its materialized concat layer
         self.folded_norms: list[str] = []
+        self.kept_batchnorms: list[str] = []         # batchnorm="frame": BatchNorm2d kept as instance_norm
         self.input_node: torch.fx.Node | None = None
         self.output: str | None = None
         for node in gm.graph.nodes:
@@ -183,6 +204,10 @@ class Lowering:
     # -- node kinds
 
     def _lower(self, node):
+        padded = [arg for arg in node.all_input_nodes if arg in self.pads]
+        if padded and not self._merges_pad(node):
+            raise self._unsupported(node, f"it reads the padding {padded[0].name!r}; postfx merges padding only "
+                                    "into a conv without padding of its own that reads it directly")
         if node.op == "placeholder":
             if node.users:
                 if self.input_node is not None:
@@ -212,7 +237,14 @@ class Lowering:
         elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             self._conv(node, module)
         elif isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):
-            self._batchnorm(node, module)
+            if self.batchnorm == "frame":
+                self._instance_norm(node, module, "BatchNorm2d")
+            else:
+                self._batchnorm(node, module)
+        elif isinstance(module, nn.InstanceNorm2d):
+            self._instance_norm(node, module, "InstanceNorm2d")
+        elif type(module) in _PAD_MODULES:
+            self._pad(node, module.padding, _PAD_MODULES[type(module)])
         elif isinstance(module, nn.Upsample):
             self._upsample(node, module.scale_factor, module.mode, module.align_corners, module.size)
         else:
@@ -226,6 +258,11 @@ class Lowering:
             self._add(node, inplace=False)
         elif f in _CAT_FUNCTIONS:
             self._cat(node)
+        elif f is F.pad:
+            mode, value = _arg(node, 2, "mode", "constant"), _arg(node, 3, "value", None)
+            if mode not in ("reflect", "constant") or (mode == "constant" and value not in (None, 0, 0.0)):
+                raise self._unsupported(node, f"mode={mode!r} value={value!r} (reflect, or constant zero)")
+            self._pad(node, _arg(node, 1, "pad"), "reflect" if mode == "reflect" else "zeros")
         elif f is F.interpolate:
             if _arg(node, 6, "antialias", False):
                 raise self._unsupported(node, "antialias=True")
@@ -258,13 +295,16 @@ class Lowering:
         problems = _conv_problems(module, transposed)
         if problems or len(node.args) != 1 or node.kwargs:
             raise self._unsupported(node, ", ".join(problems or ["extra call arguments (output_size?)"]))
+        source, padding, padding_mode = node.args[0], _conv_padding(module), module.padding_mode
+        if source in self.pads:
+            pad = self.pads[source]
+            source, padding, padding_mode = pad.source, pad.amount, pad.mode
         name = self._new_name(node)
         weight = _numpy(module.weight, f"parameter {node.target}.weight")
         bias = None if module.bias is None else _numpy(module.bias, f"parameter {node.target}.bias")
-        layer = fmt.Layer(name, "conv_transpose2d" if transposed else "conv2d", self._sources(node.args[0]),
+        layer = fmt.Layer(name, "conv_transpose2d" if transposed else "conv2d", self._sources(source),
                           out_channels=module.out_channels, kernel=_square(module.kernel_size),
-                          stride=_square(module.stride), padding=_conv_padding(module),
-                          padding_mode=module.padding_mode,
+                          stride=_square(module.stride), padding=padding, padding_mode=padding_mode,
                           output_padding=_square(module.output_padding) if transposed else 0)
         self._bind(node, self._add_layer(node, layer, (weight, bias)))
 
@@ -273,9 +313,11 @@ class Lowering:
         value = self.values.get(src)
         layer = self.layers.get(value) if isinstance(value, str) else None
         if module.running_mean is None or module.running_var is None:
-            why = "it has no running statistics (track_running_stats=False), so eval mode normalizes " \
-                  "each batch by itself and no fixed scale exists to fold"
-        elif layer is None or layer.op not in fmt.CONV_OPS:
+            raise NormSemanticsMismatch(
+                f"BatchNorm {node.target} has no running statistics (track_running_stats=False): it normalizes "
+                "each frame by its own statistics, which batchnorm='eval' cannot fold; export with "
+                "batchnorm='frame'. Nothing was written")
+        if layer is None or layer.op not in fmt.CONV_OPS:
             why = f"its input {src.name!r} is not the output of a conv / transposed conv"
         elif layer.activation != "none":
             why = f"an activation sits between conv {value!r} and the norm"
@@ -305,6 +347,47 @@ class Lowering:
         self.tails[value] = node
         self.folded_norms.append(node.target)
         self._bind(node, value)
+
+    def _instance_norm(self, node, module, origin):
+        """InstanceNorm2d, or BatchNorm2d under batchnorm="frame": statistics of each frame."""
+        where = f"{origin} {node.target}"
+        if origin == "InstanceNorm2d" and module.track_running_stats:
+            raise self._unsupported(node, "track_running_stats=True (eval mode then normalizes with running "
+                                    "statistics); postfx runs InstanceNorm2d with each frame's own statistics")
+        n = module.num_features
+        gamma = _numpy(module.weight, f"{where}.weight") if module.affine else None
+        beta = _numpy(module.bias, f"{where}.bias") if module.affine else None
+        layer = fmt.Layer(self._new_name(node), "instance_norm", (self._tensor(node.args[0]),),
+                          eps=float(module.eps), origin=origin)
+        if gamma is not None and gamma.shape != (n,):
+            raise self._unsupported(node, f"affine terms of shape {gamma.shape} for {n} features")
+        if origin == "BatchNorm2d":
+            self.kept_batchnorms.append(node.target)
+        self._bind(node, self._add_layer(node, layer, (gamma, beta)))
+
+    def _pad(self, node, padding, mode):
+        amounts = set(padding) if isinstance(padding, (tuple, list)) else {padding}
+        if len(amounts) != 1 or not isinstance(next(iter(amounts)), int):
+            raise self._unsupported(node, f"padding {padding!r} (postfx pads all four sides equally)")
+        src = _arg(node, 0, "input")
+        if src in self.pads:      # pad of a pad: add them up when the modes agree
+            inner = self.pads[src]
+            if inner.mode != mode:
+                raise self._unsupported(node, "it pads a padding of another mode")
+            src, amounts = inner.source, {inner.amount + next(iter(amounts))}
+        self.pads[node] = _Pad(src, next(iter(amounts)), mode)
+
+    def _merges_pad(self, node) -> bool:
+        """Whether `node` can take the padding it reads as its own (a conv without padding)."""
+        if node.op == "call_function" and node.target is F.pad:
+            return True
+        if node.op != "call_module":
+            return False
+        module = self.modules[node.target]
+        if type(module) in _PAD_MODULES:
+            return True
+        return (isinstance(module, nn.Conv2d) and not isinstance(module, nn.ConvTranspose2d)
+                and _conv_padding(module) == 0 and len(node.args) == 1 and not node.kwargs)
 
     def _named_activation(self, node, name):
         """torch.relu / F.leaky_relu / x.tanh_() ...: a trailing '_' means in place."""
@@ -595,6 +678,16 @@ def verify(net, gm, lowering, model: Model, size=None, value_range=(-1.0, 1.0)) 
 
 # --- the entry point -------------------------------------------------------------
 
+def _frame_statistics(net: nn.Module) -> None:
+    """BatchNorms of `net` (a private copy) normalize by each frame's own statistics, as the
+    runtime will, so the verification compares like with like; nothing else changes."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()
+            m.track_running_stats = False
+            m.running_mean = m.running_var = None
+
+
 def _checked_graph(lowering: Lowering, input_channels: int | None) -> fmt.Graph:
     """The lowered layers as a format graph, with what the format alone cannot check."""
     channels = input_channels or lowering.input_channels()
@@ -629,7 +722,7 @@ def _is_raw(graph: fmt.Graph, raw: bool | None) -> bool:
 def export_torch(module: nn.Module, path: str | os.PathLike | None = None, *, name: str | None = None,
                  input_channels: int | None = None, raw: bool | None = None,
                  probe_size: tuple[int, int] | None = None, input_range=(-1.0, 1.0), output_range=(-1.0, 1.0),
-                 training: dict | None = None, quality: dict | None = None,
+                 batchnorm: str = "eval", training: dict | None = None, quality: dict | None = None,
                  provenance: dict | None = None) -> Model:
     """Export `module` to a verified postfx Model, and write it to `path` if given.
 
@@ -637,18 +730,29 @@ def export_torch(module: nn.Module, path: str | os.PathLike | None = None, *, na
     raw: None picks a style (RGB / RGBD in, RGB out at the frame size) when the
     network has that shape and a raw network (channels c0, c1, ...) otherwise;
     False insists on a style. probe_size: (H, W) of the verification frame.
+    batchnorm: what BatchNorm2d means at inference, recorded in the file: "eval"
+    (running statistics, folded into the conv before it) or "frame" (each frame's
+    own statistics, as torch in train mode with a batch of one: the pix2pix paper's
+    test-time behaviour). Dropout is always off.
     training / quality / provenance: dicts recorded in the file's metadata.
     Raises UnsupportedLayer, ExportVerificationError or ExportError; then nothing
     is written.
     """
+    if batchnorm not in BATCHNORM_CHOICES:
+        raise ExportError(f"batchnorm must be one of {list(BATCHNORM_CHOICES)}, got {batchnorm!r}. "
+                          "Nothing was written")
     net = copy.deepcopy(module).to(device="cpu", dtype=torch.float32).eval()   # the caller's stays as it was
+    if batchnorm == "frame":
+        _frame_statistics(net)
     gm = trace(net)
-    lowering = Lowering(gm)
+    lowering = Lowering(gm, batchnorm)
     graph = _checked_graph(lowering, input_channels)
     cls = type(module)
     facts = {"exporter": f"postfx {__version__} torch_export", "source": "torch.fx",
              "module": f"{cls.__module__}.{cls.__qualname__}", "torch": torch.__version__,
-             "norm": {"semantics": "eval", "folded_batchnorm": lowering.folded_norms}}
+             "norm": {"semantics": batchnorm, "folded_batchnorm": lowering.folded_norms}}
+    if batchnorm == "frame":
+        facts["norm"]["frame_batchnorm"] = lowering.kept_batchnorms
     build = functools.partial(build_model, graph.layers, lowering.weights, input_channels=graph.input_channels,
                               output=graph.output, name=name or (Path(path).stem if path is not None else cls.__name__),
                               raw=_is_raw(graph, raw), input_range=input_range, output_range=output_range,

@@ -129,6 +129,12 @@ class UnsupportedNormSemantics(ModelFormatError):
     eval-mode BatchNorm folded into the convs is; reliability B6)."""
 
 
+class NormSemanticsMismatch(ModelFormatError, ExportError):
+    """The file's layers and its declared normalization semantics disagree (a BatchNorm kept
+    as a per-frame norm in a file that says "eval", or folded BatchNorms in a "frame"
+    file), or an exporter was asked for semantics the network cannot have (reliability B6)."""
+
+
 class FileWriteError(PostFXError, OSError):
     """A model file, checkpoint or other output could not be written (disk full, size limit,
     permissions); the previous file at that path, if any, is unchanged (reliability D1)."""

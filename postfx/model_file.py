@@ -30,7 +30,8 @@ import numpy as np
 
 from . import model_format as fmt
 from .errors import (ChecksumMismatch, FileWriteError, ModelFileError, ModelFormatError, ModelGraphError,
-                     NotAModelFile, StyleNotFound, TensorError, UnsupportedFormatVersion, UnsupportedNormSemantics)
+                     NormSemanticsMismatch, NotAModelFile, StyleNotFound, TensorError, UnsupportedFormatVersion,
+                     UnsupportedNormSemantics)
 from .model_format import brief
 
 MAX_HEADER_BYTES = 16 << 20          # a 1024-layer model's header is far below this
@@ -91,7 +92,15 @@ class Model:
         return self.graph.pad_multiple
 
     def layer_weights(self, layer: fmt.Layer) -> tuple[np.ndarray, np.ndarray]:
-        return self.tensors[f"{layer.name}.weight"], self.tensors[f"{layer.name}.bias"]
+        """A conv's packed (weight, bias); an instance_norm's (scale, shift)."""
+        first, second = fmt.layer_tensor_kinds(layer)
+        return self.tensors[f"{layer.name}.{first}"], self.tensors[f"{layer.name}.{second}"]
+
+    @property
+    def norm_semantics(self) -> str | None:
+        """What BatchNorm means in this file: "eval" (folded), "frame" (per-frame
+        statistics), or None when it declares nothing (model_format.py)."""
+        return ((self.meta.get("provenance") or {}).get("norm") or {}).get("semantics")
 
     @property
     def parameters(self) -> int:
@@ -128,6 +137,8 @@ class Model:
                     desc += f" {layer.padding_mode}"
             elif layer.op == "upsample":
                 desc += f" x{layer.scale} {layer.mode}"
+            elif layer.op == "instance_norm":
+                desc += f" {t.channels} ch, per-frame stats ({layer.origin}, eps {layer.eps:g})"
             else:
                 desc += f" {t.channels} ch"
             if layer.activation != "none":
@@ -335,8 +346,8 @@ def _check_description(meta: dict, path: str) -> None:
 
 
 def _check_norm(meta: dict, path: str) -> None:
-    """B6: normalization is folded into the convs by the exporter, with the semantics the
-    file declares; the runtime implements only eval-mode folding (model_format.py)."""
+    """B6: the file declares what its BatchNorms mean, "eval" (folded into the convs) or
+    "frame" (per-frame statistics, kept as instance_norm layers); model_format.py."""
     provenance = meta.get("provenance") or {}
     if "norm" not in provenance:
         return
@@ -347,14 +358,31 @@ def _check_norm(meta: dict, path: str) -> None:
     semantics = norm.get("semantics")
     if semantics not in fmt.NORM_SEMANTICS:
         raise UnsupportedNormSemantics(
-            f"{path}: provenance.norm declares normalization semantics {brief(semantics)}; this postfx runs only "
-            f"{list(fmt.NORM_SEMANTICS)} (BatchNorm folded into its conv with the running statistics), so the "
-            f"file's weights would compute something else; {REGENERATE_HINT} (the exporter folds eval-mode "
-            "BatchNorm and refuses norms it cannot fold)")
+            f"{path}: provenance.norm declares normalization semantics {brief(semantics)}; this postfx runs "
+            f"{list(fmt.NORM_SEMANTICS)} ('eval': BatchNorm folded into its conv with the running statistics; "
+            "'frame': each frame normalized by its own statistics), so the file's weights would compute "
+            f"something else; {REGENERATE_HINT} (batchnorm='eval' or 'frame')")
     folded = norm.get("folded_batchnorm", [])
     if not (isinstance(folded, list) and all(isinstance(n, str) for n in folded)):
         raise ModelFormatError(f"{path}: provenance.norm.folded_batchnorm must be a list of module names, got "
                                f"{brief(folded)}; {REGENERATE_HINT}")
+    if semantics == "frame" and folded:
+        raise NormSemanticsMismatch(
+            f"{path}: provenance.norm declares 'frame' semantics (BatchNorm normalizes each frame by its own "
+            f"statistics) but lists folded BatchNorm(s) {brief(folded)}, which used the running statistics; "
+            f"{REGENERATE_HINT} and one batchnorm= choice")
+
+
+def _check_norm_layers(meta: dict, graph: fmt.Graph, path: str) -> None:
+    """B6: a BatchNorm kept as a per-frame norm layer needs the file to say "frame"."""
+    norm = (meta.get("provenance") or {}).get("norm") or {}
+    kept = [layer.name for layer in graph.layers
+            if layer.op == "instance_norm" and layer.origin == "BatchNorm2d"]
+    if kept and norm.get("semantics") != "frame":
+        raise NormSemanticsMismatch(
+            f"{path}: layer(s) {brief(kept)} normalize by each frame's statistics as BatchNorm2d in train mode, "
+            f"but provenance.norm declares semantics {brief(norm.get('semantics'))}, not 'frame'; the file "
+            f"contradicts itself: {REGENERATE_HINT}")
 
 
 def _check_checksum(meta: dict, tensor_table: dict, region, path: str) -> None:
@@ -370,6 +398,10 @@ def _check_checksum(meta: dict, tensor_table: dict, region, path: str) -> None:
 
 
 def _shape_mismatch(path: str, layer: fmt.Layer, graph: fmt.Graph, name: str, actual: tuple, expected: tuple):
+    if layer.op == "instance_norm":
+        return TensorError(f"{path}: layer {layer.name!r} (instance_norm of {graph.tensors[layer.name].channels} "
+                           f"channels): tensor {brief(name)} has shape {list(actual)}, the graph needs "
+                           f"{list(expected)} (slices, 4); {REGENERATE_HINT}")
     cin = sum(fmt.in_segments(layer, graph.tensors))
     what = (f"{path}: layer {layer.name!r} ({layer.op} {cin} -> {layer.out_channels} channels, kernel "
             f"{layer.kernel}): tensor {brief(name)} has shape {list(actual)}, the graph needs {list(expected)}")
@@ -419,6 +451,7 @@ def parse_model_bytes(data: bytes | memoryview, path: str = "<bytes>") -> Model:
         graph = fmt.build_graph(layers, input_channels, meta["output"]["tensor"])
     except ModelGraphError as e:
         raise ModelGraphError(f"{path}: {e}; {REGENERATE_HINT}") from None
+    _check_norm_layers(meta, graph, path)
     out_channels = graph.tensors[graph.output].channels
     if len(meta["output"]["channels"]) != out_channels:
         raise ModelFormatError(f"{path}: output.channels names {len(meta['output']['channels'])} channels, "
@@ -427,7 +460,7 @@ def parse_model_bytes(data: bytes | memoryview, path: str = "<bytes>") -> Model:
         raise ModelGraphError(f"{path}: pad_multiple {brief(meta.get('pad_multiple'))} disagrees with the graph, "
                               f"which needs {graph.pad_multiple}; {REGENERATE_HINT}")
     expected = fmt.expected_tensors(graph)
-    layer_of = {f"{layer.name}.{kind}": layer for layer in graph.layers for kind in ("weight", "bias")}
+    layer_of = {f"{layer.name}.{kind}": layer for layer in graph.layers for kind in fmt.layer_tensor_kinds(layer)}
     for name, shape in expected.items():
         if name not in header:
             raise TensorError(f"{path}: layer {layer_of[name].name!r} ({layer_of[name].op}) needs tensor "

@@ -24,13 +24,21 @@ offsets trade places. Only bytes that change no parsed value (JSON whitespace,
 the file is strict: no duplicate keys, no NaN / Infinity, no number that
 overflows a float.
 
-Normalization: the exporter folds BatchNorm into the conv before it, with the
-running statistics (eval mode), and records this in
-``provenance.norm = {"semantics": "eval", "folded_batchnorm": [module names]}``.
-A file that declares any other semantics (e.g. "train": each frame normalized
-by its own statistics, as pix2pix does at test time) is refused at load with
-UnsupportedNormSemantics: folded weights cannot compute it. A file with no
-``provenance.norm`` declares no folded normalization.
+Normalization, declared in ``provenance.norm = {"semantics": S,
+"folded_batchnorm": [module names]}``. BatchNorm has two meanings at inference
+and the file says which one its weights compute:
+
+- S = "eval": BatchNorm uses its running statistics, so the exporter folds it
+  into the conv before it (listed in folded_batchnorm);
+- S = "frame": BatchNorm normalizes each frame by the frame's own per-channel
+  statistics (torch train mode with a batch of one: the pix2pix paper's
+  test-time behaviour), so it stays a layer, ``instance_norm`` with origin
+  "BatchNorm2d", and nothing is folded.
+
+A BatchNorm2d-origin instance_norm under "eval" (or with no declaration), or a
+"frame" file that lists folded BatchNorms, is refused at load with
+NormSemanticsMismatch; any other S with UnsupportedNormSemantics. InstanceNorm2d
+means the same under both. A file with no ``provenance.norm`` folded nothing.
 
 Tensors ("activations") flow between layers by name. The network input is
 called ``"input"``. Every tensor is stored on the GPU as vec4 channel slices;
@@ -58,6 +66,13 @@ and, for leaky_relu, "negative_slope"):
 - ``concat``: two or more inputs, materialized (only where a consumer cannot
   read the sources directly).
 - ``activation``: one input, the activation alone.
+- ``instance_norm``: one input; each channel normalized by its own mean and
+  (biased) variance over the whole tensor at run size (padding included, as
+  torch sees the padded frame): y = (x - mean) / sqrt(var + eps) * scale + shift,
+  then the activation. "eps", "origin" ("InstanceNorm2d" or "BatchNorm2d", see
+  above). Tensors ``<name>.scale`` and ``<name>.shift`` (slices, 4) float32 in
+  the tensor's lane layout, padding lanes 0 (a norm without affine terms
+  stores ones and zeros).
 
 Activations: "none", "relu", "leaky_relu", "tanh", "sigmoid".
 
@@ -87,15 +102,17 @@ FORMAT_VERSION = 1
 METADATA_KEY = "postfx"
 INPUT_TENSOR = "input"
 
-OPS = ("conv2d", "conv_transpose2d", "add", "upsample", "concat", "activation")
+OPS = ("conv2d", "conv_transpose2d", "add", "upsample", "concat", "activation", "instance_norm")
 CONV_OPS = ("conv2d", "conv_transpose2d")
+NORM_ORIGINS = ("InstanceNorm2d", "BatchNorm2d")   # the torch module an instance_norm layer computes
 ACTIVATIONS = ("none", "relu", "leaky_relu", "tanh", "sigmoid")
 PADDING_MODES = ("zeros", "reflect")
 UPSAMPLE_MODES = ("nearest", "bilinear")
 RGB, RGBD = ("r", "g", "b"), ("r", "g", "b", "depth")
 MAX_IO_CHANNELS = 64     # the raw-network API accepts any channel names; PostFX needs RGB / RGBD
 DEPTH_ENCODINGS = ("linear",)
-NORM_SEMANTICS = ("eval",)      # provenance.norm.semantics the runtime implements (reliability B6)
+NORM_SEMANTICS = ("eval", "frame")   # provenance.norm.semantics the runtime implements (reliability B6)
+MAX_EPS = 1.0
 
 # Sanity bounds checked at load, before any GL object exists (reliability A8).
 MAX_CHANNELS = 4096
@@ -136,6 +153,8 @@ class Layer:
     output_padding: int = 0       # conv_transpose2d
     scale: int = 2                # upsample
     mode: str = "nearest"
+    eps: float = 1e-5             # instance_norm
+    origin: str = "InstanceNorm2d"
 
     def to_json(self) -> dict:
         d = {"name": self.name, "op": self.op, "inputs": list(self.inputs),
@@ -149,6 +168,8 @@ class Layer:
                 d["output_padding"] = self.output_padding
         if self.op == "upsample":
             d.update(scale=self.scale, mode=self.mode)
+        if self.op == "instance_norm":
+            d.update(eps=self.eps, origin=self.origin)
         return d
 
 
@@ -158,6 +179,7 @@ _FIELDS_BY_OP = {
                          "output_padding"},
     "upsample": {"scale", "mode"},
     "add": set(), "concat": set(), "activation": set(),
+    "instance_norm": {"eps", "origin"},
 }
 _COMMON_FIELDS = {"name", "op", "inputs", "activation", "negative_slope"}
 
@@ -203,7 +225,8 @@ def parse_layer(d, index: int) -> Layer:
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not abs(slope) <= 1e3:
             raise ModelGraphError(f"{where}: negative_slope must be a number in [-1000, 1000], got {brief(slope)}")
         slope = float(slope)
-    n_inputs = {"add": (2, 2), "upsample": (1, 1), "activation": (1, 1), "concat": (2, 64)}.get(op, (1, 64))
+    n_inputs = {"add": (2, 2), "upsample": (1, 1), "activation": (1, 1), "instance_norm": (1, 1),
+                "concat": (2, 64)}.get(op, (1, 64))
     if not n_inputs[0] <= len(inputs) <= n_inputs[1]:
         raise ModelGraphError(f"{where}: op {op!r} takes {n_inputs[0]}..{n_inputs[1]} inputs, got {len(inputs)}")
     kw = {}
@@ -220,6 +243,12 @@ def parse_layer(d, index: int) -> Layer:
     if op == "upsample":
         kw["scale"] = _int_field(d, "scale", where, 2, 2)
         kw["mode"] = _choice(d, "mode", where, UPSAMPLE_MODES)
+    if op == "instance_norm":
+        eps = d.get("eps")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= MAX_EPS:
+            raise ModelGraphError(f"{where}: eps must be a number in (0, {MAX_EPS}], got {brief(eps)}")
+        kw["eps"] = float(eps)
+        kw["origin"] = _choice(d, "origin", where, NORM_ORIGINS)
     return Layer(name=name, op=op, inputs=tuple(inputs), activation=activation,
                  negative_slope=slope, **kw)
 
@@ -260,6 +289,15 @@ def weight_shape(layer: Layer, tensors: dict[str, TensorInfo]) -> tuple[int, ...
     return (slices(layer.out_channels), k, k, in_slices, 4, 4)
 
 
+def layer_tensor_kinds(layer: Layer) -> tuple[str, str] | tuple[()]:
+    """The suffixes of the tensors a layer stores: <name>.weight / .bias, or .scale / .shift."""
+    if layer.op in CONV_OPS:
+        return ("weight", "bias")
+    if layer.op == "instance_norm":
+        return ("scale", "shift")
+    return ()
+
+
 def expected_tensors(graph: Graph) -> dict[str, tuple[int, ...]]:
     """Every stored tensor's name and shape, derived from the graph."""
     out = {}
@@ -267,6 +305,9 @@ def expected_tensors(graph: Graph) -> dict[str, tuple[int, ...]]:
         if layer.op in CONV_OPS:
             out[f"{layer.name}.weight"] = weight_shape(layer, graph.tensors)
             out[f"{layer.name}.bias"] = (slices(layer.out_channels), 4)
+        elif layer.op == "instance_norm":
+            shape = (graph.tensors[layer.name].slices, 4)
+            out[f"{layer.name}.scale"] = out[f"{layer.name}.shift"] = shape
     return out
 
 
@@ -325,7 +366,7 @@ def build_graph(layers: list[Layer], input_channels: int, output: str) -> Graph:
             segs = srcs[0].segments
         elif layer.op == "concat":
             segs = tuple(c for s in srcs for c in s.segments)
-        else:  # activation
+        else:  # activation, instance_norm
             segs = srcs[0].segments
         if layer.op in CONV_OPS and sum(slices(c) for c in in_segments(layer, tensors)) * 4 > MAX_CHANNELS:
             raise ModelGraphError(f"{where}: reads more than {MAX_CHANNELS} channels")
@@ -398,4 +439,6 @@ def parameter_count(graph: Graph) -> int:
         if layer.op in CONV_OPS:
             cin = sum(in_segments(layer, graph.tensors))
             n += layer.out_channels * cin * layer.kernel ** 2 + layer.out_channels
+        elif layer.op == "instance_norm":
+            n += 2 * graph.tensors[layer.name].channels
     return n

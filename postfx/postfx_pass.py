@@ -37,6 +37,8 @@ class PostFX:
     Holds:  GPU memory for the weights and, per frame size, the network's activations
             and the output (memory_estimate()); with memory_budget_bytes set, a frame
             size that would exceed it is refused before anything is allocated.
+    Time:   the whole network every apply(), or, with frame_budget_ms set, a slice of it
+            per apply() (see frame_budget_ms) for a network too slow for one frame.
     """
 
     reads = ("color", "depth")
@@ -44,7 +46,7 @@ class PostFX:
 
     def __init__(self, ctx: moderngl.Context, model, *, strength: float = 1.0,
                  internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized",
-                 memory_budget_bytes: int | None = None):
+                 memory_budget_bytes: int | None = None, frame_budget_ms: float | None = None):
         require_compute(ctx)
         self.memory_budget_bytes = memory_budget_bytes
         self.model: Model = load(model)
@@ -60,6 +62,14 @@ class PostFX:
         self._output = None              # RGBA8 texture at frame size
         self._output_fbo = None
         self._frame_size = None          # (W, H)
+        self._scaled_size = None         # (W, H) the network sees
+        # Time slicing (frame_budget_ms): per-dispatch seconds measured at one size, the
+        # dispatch ranges one apply() each, and the next range to run (0: a new run).
+        self._dispatch_seconds: list[float] = []
+        self._measured = False           # _dispatch_seconds are of the current size
+        self._schedule: list[tuple[int, int]] = []
+        self._next_step = 0
+        self.frame_budget_ms = frame_budget_ms
         self._released = False
         self._weight_bytes = weight_bytes(self.model, kernels, DeviceLimits.of(ctx))
         if memory_budget_bytes is not None and self._weight_bytes > memory_budget_bytes:
@@ -118,6 +128,51 @@ class PostFX:
         self._memory_budget_bytes = None if value is None else int(value)
 
     @property
+    def frame_budget_ms(self) -> float | None:
+        """Milliseconds of network work per apply(), or None to run the whole network
+        every apply(). With a budget, a network too slow for one frame is spread over
+        several: the first apply() at a frame size runs it whole, timing each dispatch
+        (the measure is taken, not guessed, on this device), and cuts the dispatches into
+        consecutive steps that fit the budget (one over it gets a step alone). Each later
+        apply() runs the next step; the input is read from the frame at a run's first
+        step, and until its last step the output shows the last complete result, blended
+        with the current frame by `strength`. Packing the input and presenting run every
+        frame on top of the budget. Setting it re-schedules from the stored timings and
+        starts a new run at the next apply(); a resize re-measures."""
+        return self._frame_budget_ms
+
+    @frame_budget_ms.setter
+    def frame_budget_ms(self, value: float | None) -> None:
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+                    or value <= 0:
+                raise InputError(f"frame_budget_ms must be a positive finite number of milliseconds or None, "
+                                 f"got {value!r}")
+            value = float(value)
+        self._frame_budget_ms = value
+        self._reschedule()
+
+    @property
+    def schedule(self) -> list[tuple[int, int]] | None:
+        """The (start, stop) ranges of the network's dispatches that successive apply()
+        calls run, one per call; None until the first apply() at the current size."""
+        if self._frame_budget_ms is not None:
+            return list(self._schedule) if self._measured else None
+        return [(0, len(self._network.dispatches))] if self._network.dispatches else None
+
+    @property
+    def frames_per_result(self) -> int | None:
+        """apply() calls per complete network result (1 without a budget); None until
+        the first apply() at the current size."""
+        schedule = self.schedule
+        return None if schedule is None else len(schedule)
+
+    def _reschedule(self) -> None:
+        self._schedule = [] if self._frame_budget_ms is None else _cut(self._dispatch_seconds,
+                                                                        self._frame_budget_ms / 1000)
+        self._next_step = 0
+
+    @property
     def output(self) -> moderngl.Texture | None:
         """The pass's output texture (frame size), valid after apply()."""
         return self._output
@@ -153,7 +208,10 @@ class PostFX:
         self._check_live()
         _check_not_empty(width, height)
         scaled, run_size = self._run_size(width, height)
+        # Any change abandons a sliced run in progress (its input was packed for another
+        # size, new buffers hold no result): the next apply() runs whole and re-measures.
         if self._frame_size == (width, height) and self._network.run_size == run_size:
+            self._measured = self._measured and self._scaled_size == scaled
             self._scaled_size = scaled
             return
         estimate = self.memory_estimate(width, height)
@@ -165,6 +223,7 @@ class PostFX:
                 f"{estimate['activations']} activations at run size {run_size[1]}x{run_size[0]} + "
                 f"{estimate['output']} output; over this pass's memory_budget_bytes {budget} "
                 f"({budget / 2**20:.1f} MiB). Use a smaller internal_scale, fp16=True, or a larger budget")
+        self._measured = False
         try:
             if self._frame_size != (width, height):
                 self._release_output()
@@ -244,20 +303,36 @@ class PostFX:
         common = {"frame_size": (width, height), "scaled_size": self._scaled_size, "run_size": (run_w, run_h)}
         fp16 = int(self._network.fp16)
 
-        pack = self._programs.get("pack_input.comp", dict(depth, COLOR_FORMAT=color_format, STORAGE_FP16=fp16))
-        self._bind_color(pack, color_tex, color_format, image_format)
-        if depth["USE_DEPTH"]:
-            depth_tex.use(1)
-            self._depth_sampler.use(1)
-            _set(pack, depth_texture=1, near_plane=float(near), far_plane=float(far))
-        self._network.buffers[fmt.INPUT_TENSOR].bind_to_storage_buffer(2)
-        _set(pack, value_range=self.model.input_range, **common)
-        pack.run(-(-run_w // 8), -(-run_h // 8), 1)
-        if depth["USE_DEPTH"]:
-            self._depth_sampler.clear(1)
-        self.ctx.memory_barrier(moderngl.SHADER_STORAGE_BARRIER_BIT)
+        measuring = self._frame_budget_ms is not None and not self._measured
+        if self._frame_budget_ms is None or measuring:
+            start, stop = 0, len(self._network.dispatches)
+        else:
+            start, stop = self._schedule[self._next_step]
 
-        self._network.run()
+        # Only at a run's start: later steps of a sliced run may still read the input.
+        if start == 0:
+            pack = self._programs.get("pack_input.comp", dict(depth, COLOR_FORMAT=color_format, STORAGE_FP16=fp16))
+            self._bind_color(pack, color_tex, color_format, image_format)
+            if depth["USE_DEPTH"]:
+                depth_tex.use(1)
+                self._depth_sampler.use(1)
+                _set(pack, depth_texture=1, near_plane=float(near), far_plane=float(far))
+            self._network.buffers[fmt.INPUT_TENSOR].bind_to_storage_buffer(2)
+            _set(pack, value_range=self.model.input_range, **common)
+            pack.run(-(-run_w // 8), -(-run_h // 8), 1)
+            if depth["USE_DEPTH"]:
+                self._depth_sampler.clear(1)
+            self.ctx.memory_barrier(moderngl.SHADER_STORAGE_BARRIER_BIT)
+
+        if measuring:
+            self._dispatch_seconds.clear()
+            self._network.run(dispatch_seconds=self._dispatch_seconds)
+            self._measured = True
+            self._reschedule()
+        else:
+            self._network.run(start, stop)
+            if self._frame_budget_ms is not None:
+                self._next_step = (self._next_step + 1) % len(self._schedule)
 
         out_tex = target if isinstance(target, moderngl.Texture) else self._output
         if isinstance(target, moderngl.Texture) and (target.components != 4 or target.dtype != "f1"):
@@ -339,6 +414,20 @@ class PostFX:
 def _check_not_empty(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise FrameTooSmall(f"frame {width}x{height} is empty (a minimized window?); skip the pass for it")
+
+
+def _cut(dispatch_seconds: list[float], budget_seconds: float) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) dispatch ranges, each as long as fits the budget; a
+    dispatch over the budget alone gets a range of its own."""
+    steps, start, total = [], 0, 0.0
+    for index, seconds in enumerate(dispatch_seconds):
+        if index > start and total + seconds > budget_seconds:
+            steps.append((start, index))
+            start, total = index, 0.0
+        total += seconds
+    if dispatch_seconds:
+        steps.append((start, len(dispatch_seconds)))
+    return steps
 
 
 def _set(program, **uniforms) -> None:

@@ -75,6 +75,16 @@ def upsample2x(x, mode):
     return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
 
 
+def instance_norm(x, scale, shift, eps):
+    """x (lanes, H, W): each lane normalized by its own mean and biased variance over
+    H x W (computed in float64), then scaled and shifted; zero padding lanes stay 0."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(1, 2), keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=(1, 2), keepdims=True)
+    y = (x64 - mean) / np.sqrt(var + eps) * scale[:, None, None] + shift[:, None, None]
+    return y.astype(np.float32)
+
+
 def to_lanes(x_hwc: np.ndarray) -> np.ndarray:
     """(H, W, C) -> (4 * slices(C), H, W), zero padding lanes."""
     h, w, c = x_hwc.shape
@@ -102,6 +112,9 @@ def run_layers(model: Model, x_lanes: np.ndarray) -> dict[str, np.ndarray]:
             y = upsample2x(srcs[0], layer.mode)
         elif layer.op == "concat":
             y = np.concatenate(srcs, axis=0)
+        elif layer.op == "instance_norm":
+            scale, shift = model.layer_weights(layer)
+            y = instance_norm(srcs[0], scale.reshape(-1), shift.reshape(-1), layer.eps)
         else:
             y = srcs[0]
         values[layer.name] = activate(y, layer.activation, layer.negative_slope).astype(np.float32)

@@ -21,7 +21,7 @@ from postfx.exporters import torch_export  # noqa: E402
 from postfx.exporters.torch_export import export_torch  # noqa: E402
 from postfx.train.models import UNetConfig, UNetGenerator  # noqa: E402
 
-from nets import FnNet, RecursiveUNet, TinyResNet, TraceDiffers, randomize_norms  # noqa: E402
+from nets import FnNet, TinyResNet, TraceDiffers, UnetGenerator, norm_layer, randomize_norms  # noqa: E402
 
 # (in, out) with in != out; each of ODD_CHANNELS appears on both sides
 CHANNEL_PAIRS = [(1, 5), (3, 13), (5, 1), (13, 3)]
@@ -229,7 +229,7 @@ def test_unet_generator(depth, ngf, norm):
 def test_recursive_pix2pix_unet():
     """The recursive layout (model.model.1...) with in-place LeakyReLU on the skip tensors."""
     torch.manual_seed(3)
-    net = randomize_norms(RecursiveUNet(in_channels=3, ngf=8, depth=4))
+    net = randomize_norms(UnetGenerator(3, 3, num_downs=5, ngf=8, norm=norm_layer("batch")))
     model = export_torch(net)
     assert model.graph.layers[0].name == "model.model.0" and "model.model.0.weight" in model.tensors
     for seed, (h, w) in enumerate([(64, 64), (61, 97)]):
@@ -286,8 +286,6 @@ UNSUPPORTED = {   # id: (net, words the error must contain)
                               ["'norm'", "activation sits between"]),
     "norm with another reader": (FnNet(lambda m, x: norm_plus_raw(m, x), conv=conv3(), norm=nn.BatchNorm2d(3)),
                                  ["'norm'", "also read"]),
-    "norm without running stats": (FnNet(lambda m, x: m.norm(m.conv(x)), conv=conv3(),
-                                         norm=nn.BatchNorm2d(3, track_running_stats=False)), ["running statistics"]),
     "norm after cat": (FnNet(lambda m, x: m.norm(torch.cat([m.conv(x), x], 1)), conv=conv3(), norm=nn.BatchNorm2d(6)),
                        ["'norm'", "not the output of a conv"]),
     "two outputs": (FnNet(lambda m, x: (m.conv(x), x), conv=conv3()), ["one output"]),

@@ -215,20 +215,32 @@ class GLNetwork:
         self.dispatches, self.run_size, self.sizes = layout.plan, (run_h, run_w), layout.sizes
         self.view_border = layout.border
 
-    def run(self, *, profile: dict | None = None) -> None:
-        """Execute every layer on what the input buffer holds. With a `profile`
-        dict, wait for each dispatch and add its wall time (image-view
-        copies included) to profile[layer name]: timer queries read ~0 on
-        llvmpipe, and this serialises the frame, so use it for breakdowns only."""
+    def run(self, start: int = 0, stop: int | None = None, *, profile: dict | None = None,
+            dispatch_seconds: list | None = None) -> None:
+        """Execute dispatches[start:stop] (every layer by default) on what the input
+        buffer holds. Consecutive ranges give the result of one whole run, so a heavy
+        network can be spread over several frames (PostFX's frame_budget_ms): only
+        the range from 0 reads the input, and each image view is refreshed after its
+        tensor's last writer, so the output view keeps the previous result until the
+        range that holds that writer. With a `profile` dict, wait for each dispatch
+        and add its wall time (image-view copies included) to profile[layer name];
+        with a `dispatch_seconds` list, append it there, one entry per dispatch:
+        timer queries read ~0 on llvmpipe, and this serialises the frame, so use
+        them for breakdowns and schedules only."""
         self._check_live()
+        stop = len(self.dispatches) if stop is None else stop
+        if not 0 <= start <= stop <= len(self.dispatches):
+            raise ValueError(f"dispatch range [{start}, {stop}) is not within the {len(self.dispatches)} dispatches")
+        timed = profile is not None or dispatch_seconds is not None
         clock = time.perf_counter
-        if fmt.INPUT_TENSOR in self.views:
+        if start == 0 and fmt.INPUT_TENSOR in self.views:
             self.ctx.memory_barrier(_AFTER_DISPATCH)         # the input may come from a compute pass
             self._refresh_view(fmt.INPUT_TENSOR)
-        for index, d in enumerate(self.dispatches):
-            if profile is not None:
+        for index in range(start, stop):
+            d = self.dispatches[index]
+            if timed:
                 self.ctx.finish()
-                start = clock()
+                started = clock()
             for binding, source in d.bindings.items():
                 buffer = self.weights[source] if isinstance(source, tuple) else self.buffers[source]
                 buffer.bind_to_storage_buffer(binding)
@@ -243,9 +255,13 @@ class GLNetwork:
             self.ctx.memory_barrier(_AFTER_DISPATCH)
             for name in self._refresh_after.get(index, ()):
                 self._refresh_view(name)
-            if profile is not None:
+            if timed:
                 self.ctx.finish()
-                profile[d.layer] = profile.get(d.layer, 0.0) + clock() - start
+                seconds = clock() - started
+                if profile is not None:
+                    profile[d.layer] = profile.get(d.layer, 0.0) + seconds
+                if dispatch_seconds is not None:
+                    dispatch_seconds.append(seconds)
 
     def _refresh_view(self, name: str) -> None:
         w, h = self.sizes[name]

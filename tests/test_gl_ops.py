@@ -67,7 +67,14 @@ CONV_CASES = [
     ("conv_transpose2d", (33, 17), 13, 3, 5, 4, 2, 1, "zeros", "tanh"),
     ("conv_transpose2d", (7, 5), 13, 0, 1, 3, 1, 1, "zeros", "sigmoid"),    # no 2x2-block kernel: naive
     ("conv_transpose2d", (7, 5), 5, 3, 13, 2, 2, 0, "zeros", "none"),
+    ("conv_transpose2d", (33, 17), 5, 3, 13, 3, 2, 1, "zeros", "relu"),     # CycleGAN's up: output_padding 1
+    ("conv_transpose2d", (7, 5), 13, 0, 5, 5, 2, 2, "zeros", "none"),       # reaches 2 input rows off
 ]
+
+
+def output_padding(op, k, s, p) -> int:
+    """What makes a transposed conv scale sizes by exactly its stride (model_format)."""
+    return s + 2 * p - k if op == "conv_transpose2d" else 0
 
 
 def case_id(case):
@@ -94,7 +101,7 @@ def conv_case(case, seed=0):
         weights[SKIP] = (select, None)
         inputs = (fmt.INPUT_TENSOR, SKIP)
     slope = 0.2 if act == "leaky_relu" else 0.0
-    layers.append(Layer(OUT, op, inputs, act, slope, cout, k, s, p, mode))
+    layers.append(Layer(OUT, op, inputs, act, slope, cout, k, s, p, mode, output_padding(op, k, s, p)))
     model = build_model(layers, weights, input_channels=cin, output=OUT, raw=True)
 
     w_t, b_t = torch.from_numpy(weight), torch.from_numpy(bias)
@@ -103,7 +110,7 @@ def conv_case(case, seed=0):
         if skip:
             x = torch.cat([x, x[:, :skip]], 1)
         if op == "conv_transpose2d":
-            y = F.conv_transpose2d(x, w_t, b_t, s, p)
+            y = F.conv_transpose2d(x, w_t, b_t, s, p, output_padding(op, k, s, p))
         elif mode == "reflect":
             y = F.conv2d(F.pad(x, (p, p, p, p), mode="reflect"), w_t, b_t, s)
         else:
@@ -132,16 +139,21 @@ def test_each_variant_runs_its_own_kernel_where_it_supports_the_layer(case, gl_c
     layer = model.graph.layers[-1]
     limits = ops.DeviceLimits.of(gl_ctx)
     two_by_two_block = ops.is_transpose_4x4_stride_2(layer)
+    blocked = layer.op == "conv2d" or layer.stride == 2      # the blocked transposed convs need stride 2
     for kernels in VARIANTS:
         variant = ops.choose_variant(layer, model.graph, kernels, limits)
         expected = ops.CONV_VARIANTS if layer.op == "conv2d" else ops.CONV_TRANSPOSE_VARIANTS
-        if layer.op == "conv2d" or two_by_two_block:
+        if layer.op == "conv2d" or two_by_two_block or (kernels == "blocked" and blocked):
             assert variant is expected[kernels]
         else:
-            assert variant is expected["naive"], "transposed convs other than 4x4 / stride 2 fall back to naive"
-    assert ops.choose_variant(layer, model.graph, "optimized", limits) is (
-        (ops.CONV_VARIANTS if layer.op == "conv2d" else ops.CONV_TRANSPOSE_VARIANTS)
-        ["blocked" if layer.op == "conv2d" or two_by_two_block else "naive"])
+            assert variant is expected["naive"], f"{kernels}: this transposed conv falls back to naive"
+    optimized = ops.choose_variant(layer, model.graph, "optimized", limits)
+    assert optimized is (ops.CONV_VARIANTS if layer.op == "conv2d" else ops.CONV_TRANSPOSE_VARIANTS)[
+        "blocked" if blocked else "naive"]
+    if layer.op == "conv_transpose2d" and blocked:
+        shader = optimized.dispatches(layer, model.graph, {OUT: (8, 8), fmt.INPUT_TENSOR: (4, 4), SKIP: (4, 4)},
+                                      False, limits)[0].shader
+        assert shader == ("conv_transpose_blocked.comp" if two_by_two_block else "conv_transpose_s2_blocked.comp")
 
 
 # --- ops without weights ------------------------------------------------------------

@@ -184,6 +184,14 @@ class ConvShape:
         return bindings
 
 
+def transpose_tap_offsets(layer: fmt.Layer) -> tuple[int, int]:
+    """(D_MIN, D_MAX): the input offsets a stride-2 transposed conv's taps reach from
+    input row m for output rows 2m and 2m + 1 (shaders/conv_transpose_s2_blocked.comp)."""
+    p, k = layer.padding, layer.kernel
+    offsets = [(q + p - ky) // 2 for q in (0, 1) for ky in range(k) if (q + p - ky) % 2 == 0]
+    return min(offsets), max(offsets)
+
+
 def is_transpose_4x4_stride_2(layer: fmt.Layer) -> bool:
     """The pix2pix up layer: the only transposed conv with a 2x2-block kernel."""
     return (layer.op == "conv_transpose2d" and layer.kernel == 4 and layer.stride == 2
@@ -336,9 +344,12 @@ class BlockedConv(ConvKernel):
         grid_x, grid_y = self.grid(layer, sizes, pixels)
         uniforms = {"in_size": sizes[layer.inputs[0]], "out_size": sizes[layer.name], "grid_width": grid_x}
         groups = (*flat_groups(grid_x * grid_y, self.local_size[0], limits), shape.out_slices // slices)
-        return [Dispatch(layer.name, self.shader, defines,
+        return [Dispatch(layer.name, self.shader_for(layer), defines,
                          {BIND_DESTINATION: layer.name, BIND_BIAS: ("bias", layer.name)},
                          uniforms, groups, self.local_size, images=images, view_border=self.view_border(layer))]
+
+    def shader_for(self, layer) -> str:
+        return self.shader
 
     def view_border(self, layer) -> int:
         """Zero padding reaches `padding` texels past every edge (a stored pixel
@@ -347,24 +358,35 @@ class BlockedConv(ConvKernel):
 
 
 class BlockedConvTranspose(BlockedConv):
-    """4x4 / stride 2 transposed conv, gather form, 2x2 output block per input
-    pixel: each weight mat4 serves one pixel of each block, so blocks along x
-    (BLOCK_PIXELS) amortise the weight reads. With 4 accumulators per block, 8
-    blocks of one slice measured fastest on every decoder shape of the
-    reference U-Net (2 slices x 8 blocks: 5-10 % slower, and twice the code)."""
+    """Stride-2 transposed conv (output exactly 2x), gather form, 2x2 output block
+    per input pixel: each weight mat4 serves one pixel of each block, so blocks
+    along x (BLOCK_PIXELS) amortise the weight reads. With 4 accumulators per
+    block, 8 blocks of one slice measured fastest on every decoder shape of the
+    reference U-Net (2 slices x 8 blocks: 5-10 % slower, and twice the code).
+    The pix2pix 4x4 / padding 1 case has a hand-scheduled shader; any other
+    kernel (the CycleGAN ResNet's 3x3, output_padding 1) the general one."""
     shader = "conv_transpose_blocked.comp"
+    general_shader = "conv_transpose_s2_blocked.comp"
 
     def block(self, shape):
         return 1, 8
 
     def supports(self, layer, graph, limits):
-        return is_transpose_4x4_stride_2(layer) and super().supports(layer, graph, limits)
+        return layer.stride == 2 and super().supports(layer, graph, limits)
+
+    def shader_for(self, layer):
+        return self.shader if is_transpose_4x4_stride_2(layer) else self.general_shader
 
     def layer_defines(self, layer, shape, fp16):
-        return shape.defines(fp16)
+        if is_transpose_4x4_stride_2(layer):
+            return shape.defines(fp16)
+        d_min, d_max = transpose_tap_offsets(layer)
+        return dict(shape.defines(fp16), KERNEL=layer.kernel, PADDING=layer.padding, D_MIN=d_min, D_MAX=d_max)
 
     def view_border(self, layer):
-        return 1                # input rows / columns m - 1 ... m + 1
+        """Input rows / columns m + D_MIN ... m + D_MAX (4x4: m - 1 ... m + 1)."""
+        d_min, d_max = transpose_tap_offsets(layer)
+        return max(1, -d_min, d_max)
 
     def grid(self, layer, sizes, pixels):
         in_w, in_h = sizes[layer.inputs[0]]

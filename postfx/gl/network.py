@@ -26,10 +26,14 @@ _AFTER_DISPATCH = moderngl.SHADER_STORAGE_BARRIER_BIT | moderngl.PIXEL_BUFFER_BA
 
 
 def weight_bytes(model: Model, kernels: str, limits: ops.DeviceLimits) -> int:
-    """GPU memory a GLNetwork of `model` holds for weights and biases, whatever the frame
-    size (as _upload_weights lays them out), known before anything is uploaded."""
+    """GPU memory a GLNetwork of `model` holds for weights and biases (and the norms'
+    scales and shifts), whatever the frame size (as _upload_weights lays them out),
+    known before anything is uploaded."""
     total = 0
     for layer in model.graph.layers:
+        if layer.op == "instance_norm":
+            scale, shift = model.layer_weights(layer)
+            total += 4 * (scale.size + shift.size)
         if layer.op not in fmt.CONV_OPS:
             continue
         weight, bias = model.layer_weights(layer)
@@ -46,7 +50,7 @@ class _Layout(NamedTuple):
     """What one run size needs (GLNetwork._layout)."""
     sizes: dict             # tensor name -> (W, H)
     plan: list              # the dispatches, in order
-    buffer_bytes: dict      # tensor name -> bytes of its activation buffer
+    buffer_bytes: dict      # tensor name (or ops.NORM_* scratch name) -> bytes of its buffer
     view_shapes: dict       # tensor name -> (W + 2b, H + 2b, slices) of its image view
     border: int             # b: zero texels around each view
 
@@ -71,12 +75,13 @@ class GLNetwork:
         self._owns_programs = programs is None
         self.run_size: tuple[int, int] | None = None          # (H, W) the buffers are allocated for
         self.sizes: dict = {}                                  # tensor name -> (W, H) at run size
-        self.buffers: dict[str, moderngl.Buffer] = {}          # tensor name -> (slices, H, W) texels
+        self.buffers: dict[str, moderngl.Buffer] = {}          # tensor name -> (slices, H, W) texels;
+                                                               # ops.NORM_* -> the norms' fp32 scratch
         self.views: dict[str, moderngl.TextureArray] = {}      # tensor name -> (W + 2b, H + 2b, slices) copy
         self.view_border = 0                                   # b: zero texels around each view
         self.dispatches: list[ops.Dispatch] = []
         self._refresh_after: dict[int, list[str]] = {}         # dispatch index -> views refreshed after it
-        self.weights: dict = {}            # ("weights" | "bias", layer) -> storage buffer
+        self.weights: dict = {}            # ("weights" | "bias" | "scale" | "shift", layer) -> storage buffer
         self.weight_images: dict = {}      # ("weights", layer) -> image view of the same weights
         self.released = False
         try:
@@ -92,6 +97,10 @@ class GLNetwork:
         limit = self.limits.max_storage_block_size
         graph = self.model.graph
         for layer in graph.layers:
+            if layer.op == "instance_norm":
+                for kind, lanes in zip(("scale", "shift"), self.model.layer_weights(layer)):   # (slices, 4)
+                    with allocating(self.ctx, f"the {kind} of layer {layer.name!r} ({4 * lanes.size} bytes)"):
+                        self.weights[(kind, layer.name)] = self.ctx.buffer(lanes.astype("<f4").tobytes())
             if layer.op not in fmt.CONV_OPS:
                 continue
             weight, bias = self.model.layer_weights(layer)   # (os, K, K, is, 4, 4) mat4s, (os, 4)
@@ -148,6 +157,7 @@ class GLNetwork:
         graph = self.model.graph
         buffer_bytes = {name: max(16, graph.tensors[name].slices * w * h * self.texel_bytes)
                         for name, (w, h) in sizes.items()}
+        buffer_bytes.update(ops.norm_scratch_bytes(graph, sizes))      # fp32 whatever the storage
         max_block = self.limits.max_storage_block_size
         for name, nbytes in buffer_bytes.items():
             if nbytes > max_block:
@@ -178,7 +188,8 @@ class GLNetwork:
         return _Layout(sizes, plan, buffer_bytes, view_shapes, border)
 
     def activation_bytes(self, run_h: int, run_w: int) -> int:
-        """GPU memory resize(run_h, run_w) allocates: activation buffers plus image views."""
+        """GPU memory resize(run_h, run_w) allocates: activation buffers (with the norms'
+        scratch buffers) plus image views."""
         layout = self._layout(run_h, run_w)
         views = sum(w * h * slices * self.texel_bytes for w, h, slices in layout.view_shapes.values())
         return sum(layout.buffer_bytes.values()) + views

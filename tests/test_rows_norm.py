@@ -103,3 +103,58 @@ def test_B6_the_check_sits_behind_the_checksum(bundled_bytes):
     assert damaged != bundled_bytes
     with pytest.raises(errors.ChecksumMismatch):
         model_file.parse_model_bytes(damaged)
+
+
+# --- the two BatchNorm semantics: the layers must agree with the declaration ----------
+
+NORMED = [Layer("enc1", "conv2d", ("input",), out_channels=4, kernel=2, stride=2),
+          Layer("enc1_norm", "instance_norm", ("enc1",), activation="relu", origin="BatchNorm2d"),
+          Layer("dec1", "conv_transpose2d", ("enc1_norm",), activation="tanh", out_channels=3, kernel=2, stride=2)]
+
+
+def normed_model(norm):
+    rng = np.random.default_rng(7)
+    weights = {"enc1": (rng.standard_normal((4, 4, 2, 2)), None),
+               "enc1_norm": (rng.uniform(0.5, 1.5, 4), rng.standard_normal(4)),
+               "dec1": (rng.standard_normal((4, 3, 2, 2)), rng.standard_normal(3))}
+    return build_model(NORMED, weights, input_channels=4, output="dec1",
+                       provenance={} if norm is None else {"norm": norm})
+
+
+def test_B6_a_per_frame_batchnorm_loads_under_frame_semantics():
+    model = normed_model({"semantics": "frame", "folded_batchnorm": []})
+    again = model_file.parse_model_bytes(serialize(model.meta, model.tensors), "frame.safetensors")
+    assert again.norm_semantics == "frame"
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 12, 4)).astype(np.float32)
+    np.testing.assert_array_equal(postfx.run(again, x, backend="numpy"), postfx.run(model, x, backend="numpy"))
+
+
+@pytest.mark.parametrize("norm", [{"semantics": "eval", "folded_batchnorm": []}, None], ids=["eval", "undeclared"])
+def test_B6_a_per_frame_batchnorm_under_eval_semantics_is_a_mismatch(norm):
+    # The builder validates what it builds through the loader, so the file cannot even be made.
+    with pytest.raises(errors.NormSemanticsMismatch, match="enc1_norm") as info:
+        normed_model(norm)
+    assert "'frame'" in str(info.value) and "re-export" in str(info.value)
+    assert isinstance(info.value, errors.ModelFormatError)
+
+
+def test_B6_folded_batchnorms_under_frame_semantics_are_a_mismatch():
+    with pytest.raises(errors.NormSemanticsMismatch, match="enc2_norm"):
+        model_file.parse_model_bytes(tiny_bytes({"semantics": "frame", "folded_batchnorm": ["enc2_norm"]}))
+
+
+def test_B6_exporting_eval_semantics_of_a_batchnorm_without_running_stats_is_a_mismatch(tmp_path):
+    torch = pytest.importorskip("torch")
+    from postfx.exporters.torch_export import export_torch
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6, track_running_stats=False),
+                              torch.nn.ReLU(), torch.nn.Conv2d(6, 3, 3, padding=1))
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(errors.NormSemanticsMismatch, match="batchnorm='frame'"):
+        export_torch(net, path)
+    assert not path.exists()
+    model = export_torch(net, path, batchnorm="frame")          # each frame's statistics: what it computes
+    assert model.norm_semantics == "frame" and [layer.op for layer in model.graph.layers].count("instance_norm") == 1
+    x = np.random.default_rng(1).uniform(-1, 1, (20, 24, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = net.train()(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(postfx.run(postfx.load(path), x), want, atol=2e-4)

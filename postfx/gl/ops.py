@@ -21,8 +21,8 @@ CONV_VARIANTS / CONV_TRANSPOSE_VARIANTS from plainest to fastest:
   texture cache.
 
 kernels="optimized" picks, per layer, the last registered variant that
-supports it; a variant that does not (e.g. a transposed conv that is not
-4x4 / stride 2 / padding 1) falls back to naive.
+supports it; a variant that does not (e.g. a transposed conv of stride 1, which
+the blocked kernels do not cover) falls back to naive.
 
 instance_norm has one kernel whatever `kernels` says (norm_dispatches): a
 streaming reduction and an elementwise pass, nothing to block or tile; the

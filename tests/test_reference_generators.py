@@ -119,3 +119,21 @@ def test_a_state_dict_loaded_into_the_users_own_module_exports(tmp_path):
     assert "model.model.0.weight" in model.tensors        # the reference's own parameter names
     x = image_input(64, 96)
     assert_image_close(reference.run(model, x), torch_run(trained, x), what="U-Net from a loaded state dict")
+
+
+def test_an_rgb_only_reference_generator_runs_through_postfx_and_stylize(gl_ctx):
+    """Issue 7 item 4: 3 input channels, no depth, through the pass a renderer uses."""
+    net = resnet_generator(n_blocks=2, ngf=16, norm="instance", seed=4)
+    model = export_torch(net)
+    assert model.is_style and not model.uses_depth and model.input_channels == 3
+    h, w = 52, 76
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1), (xx + 2 * yy) % 256], -1).astype(np.uint8)
+    want = np.round(np.clip((torch_run(net, (rgb / 255.0 * 2 - 1).astype(np.float32)) + 1) / 2, 0, 1) * 255)
+    assert np.abs(postfx.stylize(rgb, model=model).astype(int) - want).max() <= 1
+    # PostFX.apply with no depth texture at all
+    color = gl_ctx.texture((w, h), 4, np.flipud(np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], 2)).tobytes())
+    with postfx.PostFX(gl_ctx, model) as fx:
+        out = np.flipud(np.frombuffer(fx.apply(color).read(), np.uint8).reshape(h, w, 4))[..., :3]
+    color.release()
+    assert np.abs(out.astype(int) - want).max() <= 1

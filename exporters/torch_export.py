@@ -44,20 +44,14 @@ from torch import nn
 
 from postfx import __version__, reference
 from postfx import model_format as fmt
-from postfx.errors import (ExportError, ExportVerificationError, ModelGraphError, NormSemanticsMismatch,
-                           UnsupportedLayer)
+from postfx.errors import ExportError, ExportVerificationError, NormSemanticsMismatch, UnsupportedLayer
 from postfx.model_file import Model, save_model
 
 from .builder import build_model
+from .common import (BATCHNORM_CHOICES, PROBE_SEED, VERIFY_ATOL, VERIFY_RTOL, checked_graph, default_probe_size,
+                     divergence as _divergence, finite as _finite, is_raw as _is_raw, real_channels as _real_channels,
+                     torch_in_channels as _torch_in_channels)
 from .packing import fold_batchnorm
-
-# Verification tolerance, per tensor: max |reference - torch| <= ATOL + RTOL * max |torch|.
-# Scaled by the tensor's peak rather than per element because a conv output near
-# zero still carries the float32 rounding of its large partial sums.
-VERIFY_ATOL = 1e-3
-VERIFY_RTOL = 1e-3
-PROBE_SEED = 0
-PROBE_MIN_SIDE = 40      # px: large enough that every level of a deep U-Net sees several pixels
 
 SUPPORTED = ("Conv2d (square kernel, groups=1, dilation=1, zeros or reflect padding), "
              "ConvTranspose2d (square kernel, groups=1, dilation=1), BatchNorm2d (batchnorm='eval': folded "
@@ -79,7 +73,6 @@ _ADD_FUNCTIONS = (operator.add, torch.add)
 _ADD_METHODS = {"add": False, "add_": True}     # -> in place
 _CAT_FUNCTIONS = (torch.cat, torch.concat)
 _PAD_MODULES = {nn.ReflectionPad2d: "reflect", nn.ZeroPad2d: "zeros"}
-BATCHNORM_CHOICES = ("eval", "frame")
 
 
 def _arg(node: torch.fx.Node, index: int, name: str, default=None):
@@ -101,15 +94,6 @@ def _class_name(obj) -> str:
 def _function_name(f) -> str:
     module = {"_operator": "operator"}.get(getattr(f, "__module__", None), getattr(f, "__module__", None))
     return f"{module}.{getattr(f, '__name__', f)}" if module else repr(f)
-
-
-def _finite(array: np.ndarray, what: str) -> np.ndarray:
-    """Refuse NaN / Inf weights (reliability D3): they would poison every frame."""
-    bad = int(array.size - np.isfinite(array).sum())
-    if bad:
-        raise ExportError(f"{what} holds {bad} NaN/Inf values; export from a checkpoint with finite "
-                          "weights. Nothing was written")
-    return array
 
 
 def _numpy(tensor: torch.Tensor, what: str) -> np.ndarray:
@@ -370,10 +354,10 @@ class Lowering:
         if len(amounts) != 1 or not isinstance(next(iter(amounts)), int):
             raise self._unsupported(node, f"padding {padding!r} (postfx pads all four sides equally)")
         src = _arg(node, 0, "input")
-        if src in self.pads:      # pad of a pad: add them up when the modes agree
+        if src in self.pads:      # zero pad of a zero pad: add them up (reflecting twice is no one reflection)
             inner = self.pads[src]
-            if inner.mode != mode:
-                raise self._unsupported(node, "it pads a padding of another mode")
+            if inner.mode != mode or mode == "reflect":
+                raise self._unsupported(node, f"it is a {mode} pad of a {inner.mode} pad")
             src, amounts = inner.source, {inner.amount + next(iter(amounts))}
         self.pads[node] = _Pad(src, next(iter(amounts)), mode)
 
@@ -575,20 +559,7 @@ def _conv_padding(module) -> int | None:
     return _square(module.padding)
 
 
-def _torch_in_channels(layer: fmt.Layer, weight: np.ndarray) -> int:
-    """Input channels of a torch weight: Conv2d (out, in, k, k), ConvTranspose2d (in, out, k, k)."""
-    return weight.shape[1] if layer.op == "conv2d" else weight.shape[0]
-
-
 # --- verification --------------------------------------------------------------
-
-def default_probe_size(pad_multiple: int) -> tuple[int, int]:
-    """(H, W) of the verification probe: at least PROBE_MIN_SIDE, not square, and for
-    pad_multiple m > 1 neither side a multiple of m, so the pad-and-crop path runs."""
-    m = pad_multiple
-    n = max(2, -(-PROBE_MIN_SIDE // m))
-    return n * m + (m + 1) // 2, (n + max(1, n // 2)) * m + 1
-
 
 class _Recorder(torch.fx.Interpreter):
     """Runs the traced graph and keeps a copy of the chosen nodes' values (copied,
@@ -605,27 +576,12 @@ class _Recorder(torch.fx.Interpreter):
         return result
 
 
-def _divergence(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    """(max |got - want|, its tolerance); inf when shapes differ or a value is not finite."""
-    if got.shape != want.shape or not (np.isfinite(got).all() and np.isfinite(want).all()):
-        return float("inf"), 0.0
-    if got.size == 0:
-        return 0.0, VERIFY_ATOL
-    return float(np.abs(got - want).max()), VERIFY_ATOL + VERIFY_RTOL * float(np.abs(want).max())
-
-
 def _to_nchw(x_hwc: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x_hwc.transpose(2, 0, 1)))[None]
 
 
 def _numpy_or_empty(value) -> np.ndarray:
     return value.detach().numpy() if isinstance(value, torch.Tensor) else np.zeros(0)
-
-
-def _real_channels(lanes: np.ndarray, segments) -> np.ndarray:
-    """(lanes, H, W) -> (channels, H, W): drop each segment's padding lanes."""
-    starts = np.cumsum([0] + [4 * fmt.slices(c) for c in segments])
-    return np.concatenate([lanes[s:s + c] for s, c in zip(starts, segments)])
 
 
 def _diagnose(gm, lowering, model, padded, module_output) -> str:
@@ -694,29 +650,8 @@ def _checked_graph(lowering: Lowering, input_channels: int | None) -> fmt.Graph:
     if channels is None:
         raise ExportError("cannot tell the input channel count (no conv reads the input alone); "
                           "pass input_channels=. Nothing was written")
-    try:
-        graph = fmt.build_graph(list(lowering.layers.values()), channels, lowering.output)
-    except ModelGraphError as e:
-        raise UnsupportedLayer(f"{e}; postfx cannot export this graph. Nothing was written") from None
-    for layer in (layer for layer in graph.layers if layer.op in fmt.CONV_OPS):
-        reads = fmt.in_segments(layer, graph.tensors)
-        expects = _torch_in_channels(layer, lowering.weights[layer.name][0])
-        if sum(reads) != expects:
-            raise ExportError(f"layer {layer.name!r} ({layer.op}) expects {expects} input channels but reads "
-                              f"{sum(reads)} ({' + '.join(map(str, reads))} from {list(layer.inputs)}); "
-                              "check input_channels=. Nothing was written")
-    return graph
-
-
-def _is_raw(graph: fmt.Graph, raw: bool | None) -> bool:
-    out = graph.tensors[graph.output]
-    style_shaped = graph.input_channels in (3, 4) and out.channels == 3 and out.scale == (1, 1)
-    if raw is False and not style_shaped:
-        raise ExportError(f"a style takes 3 (RGB) or 4 (RGBD) channels and gives 3 at the frame size; this network "
-                          f"takes {graph.input_channels} and gives {out.channels} at scale "
-                          f"{out.scale[0]}/{out.scale[1]}. Pass raw=True to export it for postfx.run. "
-                          "Nothing was written")
-    return not style_shaped if raw is None else raw
+    return checked_graph(list(lowering.layers.values()), channels, lowering.output, lowering.weights,
+                         hint="check input_channels=")
 
 
 def export_torch(module: nn.Module, path: str | os.PathLike | None = None, *, name: str | None = None,

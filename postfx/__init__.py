@@ -8,7 +8,8 @@
     y = postfx.run(model, x, backend="gl")        # raw network (H, W, C_in) -> (H, W, 3)
 
 The runtime needs numpy, moderngl and safetensors; torch is only needed to
-train and export (``pip install postfx[train]``).
+train and export (``pip install postfx[train]``); importing ONNX graphs needs
+the ``onnx`` extra.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from . import errors
 from .model_file import Model, bundled_styles, load, save_model
 
 __all__ = ["__version__", "errors", "Model", "load", "save_model", "bundled_styles",
-           "PostFX", "run", "stylize", "export_torch"]
+           "PostFX", "run", "stylize", "export_torch", "export_onnx"]
 
 
 def __getattr__(name):
@@ -32,4 +33,7 @@ def __getattr__(name):
     if name == "export_torch":
         from .exporters.torch_export import export_torch
         return export_torch
+    if name == "export_onnx":
+        from .exporters.onnx_import import import_onnx
+        return import_onnx
     raise AttributeError(f"module 'postfx' has no attribute {name!r}")

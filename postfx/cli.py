@@ -422,6 +422,77 @@ def _cmd_train(args) -> int:
     return 0
 
 
+# --- export ----------------------------------------------------------------------
+
+_TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+
+
+def _add_export(subparsers) -> None:
+    from .exporters.common import BATCHNORM_CHOICES
+    p = subparsers.add_parser(
+        "export", help="turn an ONNX graph into a verified postfx model file",
+        description="Import an ONNX graph (torch.onnx.export, or any exporter) as a postfx model file: its nodes are "
+                    "lowered onto postfx's layers (Conv, ConvTranspose, BatchNormalization, InstanceNormalization, "
+                    "Pad, Relu / LeakyRelu / Tanh / Sigmoid, Add, Concat, 2x Resize ...), the result is run "
+                    "against the graph itself (onnx.reference) on a probe frame, and only then written; anything "
+                    "unsupported is named. Needs the onnx extra (pip install 'postfx[onnx]'), not onnxruntime. "
+                    "A torch module is exported from Python with postfx.export_torch.")
+    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX file (external data files are read from its folder)")
+    p.add_argument("out", metavar="OUT.safetensors", help="the model file written")
+    p.add_argument("--batchnorm", choices=BATCHNORM_CHOICES, default="eval",
+                   help="what BatchNormalization means: eval = running statistics, folded into the conv before it "
+                        "(default); frame = each frame's own statistics (the pix2pix paper's test time)")
+    p.add_argument("--name", help="the model's name in its file (default: OUT's stem)")
+    p.add_argument("--input-range", nargs=2, type=float, default=(-1.0, 1.0), metavar=("LO", "HI"),
+                   help="values the network expects for colour 0 and 1 (default -1 1)")
+    p.add_argument("--output-range", nargs=2, type=float, default=(-1.0, 1.0), metavar=("LO", "HI"),
+                   help="values the network gives for colour 0 and 1 (default -1 1)")
+    p.add_argument("--raw", action="store_true",
+                   help="a raw network for postfx.run (channels c0, c1, ...), even one shaped like a style")
+    p.add_argument("--probe", metavar="WxH", help="size of the verification frame (default: at least 40 px a side "
+                                                  "and not a multiple of the network's pad multiple; a deep U-Net "
+                                                  "checks faster at 150x200)")
+    p.set_defaults(run=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    import time
+
+    from .errors import ExportError
+    suffix = Path(args.model).suffix.lower()
+    if suffix in _TORCH_SUFFIXES:
+        raise InputError(f"{args.model}: a torch checkpoint holds weights, not the network that uses them, so "
+                         "postfx cannot rebuild it from the file alone. Load it into its module class and call "
+                         f"postfx.export_torch(module, {args.out!r}) in Python, or torch.onnx.export the module "
+                         "and run `postfx export MODEL.onnx OUT.safetensors`")
+    if suffix != ".onnx":
+        raise InputError(f"{args.model}: postfx export reads ONNX files (.onnx); for a torch module call "
+                         "postfx.export_torch in Python")
+    try:
+        from .exporters.onnx_import import import_onnx
+    except ImportError as e:
+        raise ExportError(f"postfx export needs the onnx package ({e}); pip install 'postfx[onnx]'") from None
+    probe = None
+    if args.probe:
+        from .dataset import parse_size
+        width, height = parse_size(args.probe)
+        probe = (height, width)
+    start = time.perf_counter()
+    model = import_onnx(args.model, args.out, batchnorm=args.batchnorm, name=args.name, raw=True if args.raw else None,
+                        input_range=tuple(args.input_range), output_range=tuple(args.output_range), probe_size=probe)
+    check = model.meta["provenance"]["verification"]
+    (height, width), norm = check["probe"], model.meta["provenance"]["norm"]
+    folded = f", {len(norm['folded_batchnorm'])} BatchNorm folded" if norm["folded_batchnorm"] else ""
+    kept = f", {len(norm['frame_batchnorm'])} BatchNorm per frame" if norm.get("frame_batchnorm") else ""
+    channels = [", ".join(model.meta[end]["channels"]) for end in ("input", "output")]
+    print(_printable(f"{args.model} -> {args.out}: {model.name!r}, {len(model.graph.layers)} layers{folded}{kept}, "
+                     f"{model.parameters:,} parameters, {'style' if model.is_style else 'raw network'} "
+                     f"({channels[0]} -> {channels[1]}); "
+                     f"matches the ONNX graph on a {width}x{height} probe (max |delta| {check['max_abs_error']:.2g}); "
+                     f"{time.perf_counter() - start:.1f} s"))
+    return 0
+
+
 # --- bench -----------------------------------------------------------------------
 
 def _add_bench(subparsers) -> None:
@@ -438,7 +509,7 @@ def _cmd_bench(args) -> int:
     return run(args)
 
 
-COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval, _add_train, _add_bench)
+COMMANDS = (_add_info, _add_stylize, _add_dataset, _add_demo, _add_eval, _add_train, _add_export, _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

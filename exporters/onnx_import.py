@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -748,6 +749,13 @@ def import_onnx(source, path: str | os.PathLike | None = None, *, batchnorm: str
         facts["file"] = os.path.basename(file)
     if batchnorm == "frame":
         facts["norm"]["frame_batchnorm"] = lowering.kept_batchnorms
+        if not lowering.kept_batchnorms:
+            # ONNX exporters fold eval-mode BatchNorm into the conv themselves; the
+            # running statistics are then baked in and "frame" cannot be honoured.
+            warnings.warn("batchnorm='frame' found no BatchNormalization node to keep: if the network has "
+                          "BatchNorm, the ONNX exporter folded it (export with training=TrainingMode.PRESERVE "
+                          "and the BatchNorms in train mode), so this file computes eval-mode statistics",
+                          stacklevel=2)
     default_name = Path(path).stem if path is not None else Path(file).stem if file else "model"
     build = functools.partial(build_model, graph.layers, lowering.weights, input_channels=graph.input_channels,
                               output=graph.output, name=name or default_name, raw=is_raw(graph, raw),

@@ -409,3 +409,20 @@ def test_untraceable_forward_is_refused(tmp_path):
     with pytest.raises(ExportError, match="torch.fx cannot trace"):
         export_torch(FnNet(body, conv=conv3()), path)
     assert not path.exists()
+
+
+def test_reflection_pads_merge_into_the_conv_but_never_stack():
+    """CycleGAN's ReflectionPad2d(3) + 7x7 conv is one reflect-padded conv; reflecting by 1 twice
+    is not reflecting by 2, so a pad of a reflect pad is refused by name."""
+    one = FnNet(lambda m, x: m.conv(m.pad(x)), pad=nn.ReflectionPad2d(3), conv=nn.Conv2d(3, 4, 7))
+    model = check_op(one, 3, "ReflectionPad2d(3) + Conv2d 7x7")
+    assert [(layer.op, layer.padding, layer.padding_mode) for layer in model.graph.layers] == [
+        ("conv2d", 3, "reflect")]
+    functional = FnNet(lambda m, x: m.conv(F.pad(x, (2, 2, 2, 2), mode="reflect")), conv=nn.Conv2d(3, 4, 5))
+    assert check_op(functional, 3, "F.pad reflect + Conv2d 5x5").graph.layers[0].padding_mode == "reflect"
+    twice = FnNet(lambda m, x: m.conv(m.pad(m.pad(x))), pad=nn.ReflectionPad2d(1), conv=nn.Conv2d(3, 4, 5))
+    with pytest.raises(UnsupportedLayer, match="reflect pad of a reflect pad"):
+        export_torch(twice)
+    padded_then_added = FnNet(lambda m, x: m.pad(x) + 1, pad=nn.ReflectionPad2d(1))
+    with pytest.raises(UnsupportedLayer, match="merges padding only"):
+        export_torch(padded_then_added, input_channels=3)

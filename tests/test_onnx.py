@@ -538,3 +538,12 @@ def test_console_script_and_runtime_without_onnx(tmp_path):
               f"postfx.reference.run(postfx.load({str(out)!r}), np.zeros((5, 7, 4), np.float32))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_frame_semantics_on_a_graph_whose_batchnorms_were_folded_warns():
+    """TorchScript folds eval-mode Conv + BatchNorm itself: nothing is left to run per frame."""
+    net = randomize_norms(nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                                        nn.Conv2d(6, 3, 3, padding=1))).eval()
+    with pytest.warns(UserWarning, match="folded it"):
+        model = import_onnx(to_onnx(net, 3), batchnorm="frame")
+    assert model.norm_semantics == "frame" and "instance_norm" not in [layer.op for layer in model.graph.layers]

@@ -1,7 +1,8 @@
 """Issue 7 acceptance: generators in the structure of the PyTorch pix2pix / CycleGAN
-reference (tests/nets.py), at their reference size, exported from torch and run by
-the GL runtime, against torch: max error <= 2/255 and PSNR >= 45 dB at 256x256 and
-at a non-square frame.
+reference (postfx.benchmarks.reference_generators), at their reference size,
+exported through postfx.export_torch and through ONNX (torch.onnx.export, then the
+importer), run by the GL runtime, against torch: max error <= 2/255 and PSNR >= 45 dB
+at 256x256 and at a non-square frame.
 
 - U-Net num_downs 8, ngf 64 (54 M parameters), BatchNorm with the running
   statistics (folded) and with each frame's own statistics (the pix2pix paper's
@@ -10,9 +11,12 @@ at a non-square frame.
   3x3 stride-2 transposed convs with output_padding 1.
 
 The non-square frames are multiples of each network's pad_multiple, so torch can
-run them unpadded. Each network is exported once per module, written to disk and
-loaded back, so the whole file path is under test.
+run them unpadded. Each model is written to disk and loaded back, so the whole file
+path is under test; torch's outputs are computed once for both paths.
 """
+import copy
+import warnings
+
 import numpy as np
 import pytest
 
@@ -59,10 +63,40 @@ def gl_run(ctx, model, x):
     return out.transpose(1, 2, 0)
 
 
-def exported(tmp_path_factory, net, name, **kwargs):
-    path = tmp_path_factory.mktemp(name) / f"{name}.safetensors"
-    export_torch(net, path, probe_size=kwargs.pop("probe_size", None), **kwargs)
-    return postfx.load(path)
+PATHS = ["export_torch", "onnx"]
+
+
+def exported(path_kind, net, name, tmp_path_factory, batchnorm="eval"):
+    """The model file of `net` made the way a user would, written to disk and loaded back:
+    postfx.export_torch on the module, or torch.onnx.export then `postfx export`'s importer
+    (for per-frame BatchNorm the graph keeps its BatchNormalization nodes in train mode)."""
+    folder = tmp_path_factory.mktemp(f"{name}-{path_kind}")
+    out = folder / f"{name}.safetensors"
+    if path_kind == "export_torch":
+        export_torch(net, out, probe_size=CHEAP_PROBE, batchnorm=batchnorm)
+        return postfx.load(out)
+    pytest.importorskip("onnx")
+    graph_net, mode = net, torch.onnx.TrainingMode.EVAL
+    if batchnorm == "frame":
+        graph_net, mode = frame_statistics(copy.deepcopy(net)), torch.onnx.TrainingMode.PRESERVE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph_net, (torch.zeros(1, 3, 256, 256),), folder / f"{name}.onnx", dynamo=False,
+                          training=mode)
+    postfx.export_onnx(folder / f"{name}.onnx", out, batchnorm=batchnorm, probe_size=CHEAP_PROBE)
+    return postfx.load(out)
+
+
+@pytest.fixture(scope="module")
+def torch_outputs():
+    """(net name, H, W) -> the torch module's output, computed once for both export paths."""
+    return {}
+
+
+def expected(cache, key, net, x):
+    if key not in cache:
+        cache[key] = torch_run(net, x)
+    return cache[key]
 
 
 @pytest.fixture(scope="module")
@@ -81,31 +115,34 @@ def test_the_nets_have_the_reference_size(unet, resnet9):
     assert sum(isinstance(m, torch.nn.Dropout) for m in unet.modules()) == 3
 
 
+@pytest.mark.parametrize("path_kind", PATHS)
 @pytest.mark.parametrize("batchnorm", ["eval", "frame"])
-def test_unet_256_batchnorm(gl_ctx, tmp_path_factory, unet, batchnorm):
-    model = exported(tmp_path_factory, unet, f"unet-{batchnorm}", batchnorm=batchnorm, probe_size=CHEAP_PROBE)
+def test_unet_256_batchnorm(gl_ctx, tmp_path_factory, torch_outputs, unet, batchnorm, path_kind):
+    model = exported(path_kind, unet, f"unet-{batchnorm}", tmp_path_factory, batchnorm)
     norms = [layer for layer in model.graph.layers if layer.op == "instance_norm"]
     assert model.norm_semantics == batchnorm
     assert len(norms) == (13 if batchnorm == "frame" else 0)
     assert model.pad_multiple == 256
-    want_net = frame_statistics(unet_generator(num_downs=8, ngf=64, norm="batch", dropout=True, seed=1)) \
-        if batchnorm == "frame" else unet
+    want_net = frame_statistics(copy.deepcopy(unet)) if batchnorm == "frame" else unet
     for seed, (h, w) in enumerate(UNET_SIZES):
         x = image_input(h, w, seed)
-        assert_image_close(gl_run(gl_ctx, model, x), torch_run(want_net, x),
-                           what=f"U-Net 8 / ngf 64, BatchNorm {batchnorm}, GL at {w}x{h}")
+        want = expected(torch_outputs, (f"unet-{batchnorm}", h, w), want_net, x)
+        assert_image_close(gl_run(gl_ctx, model, x), want,
+                           what=f"U-Net 8 / ngf 64, BatchNorm {batchnorm}, {path_kind}, GL at {w}x{h}")
 
 
-def test_resnet9_instance_norm(gl_ctx, tmp_path_factory, resnet9):
-    model = exported(tmp_path_factory, resnet9, "resnet9")
+@pytest.mark.parametrize("path_kind", PATHS)
+def test_resnet9_instance_norm(gl_ctx, tmp_path_factory, torch_outputs, resnet9, path_kind):
+    model = exported(path_kind, resnet9, "resnet9", tmp_path_factory)
     ops = [layer.op for layer in model.graph.layers]
     assert ops.count("instance_norm") == 23 and ops.count("add") == 9 and ops.count("conv_transpose2d") == 2
     convs = [layer for layer in model.graph.layers if layer.op == "conv2d"]
     assert [(c.kernel, c.padding_mode) for c in (convs[0], convs[-1])] == [(7, "reflect"), (7, "reflect")]
     for seed, (h, w) in enumerate(RESNET_SIZES):
         x = image_input(h, w, seed)
-        assert_image_close(gl_run(gl_ctx, model, x), torch_run(resnet9, x),
-                           what=f"ResNet-9 / ngf 64, InstanceNorm, GL at {w}x{h}")
+        want = expected(torch_outputs, ("resnet9", h, w), resnet9, x)
+        assert_image_close(gl_run(gl_ctx, model, x), want,
+                           what=f"ResNet-9 / ngf 64, InstanceNorm, {path_kind}, GL at {w}x{h}")
 
 
 def test_a_state_dict_loaded_into_the_users_own_module_exports(tmp_path):

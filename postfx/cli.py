@@ -227,6 +227,9 @@ def _add_demo(subparsers) -> None:
     p.add_argument("--strength", type=float, default=1.0, help="effect strength 0..1")
     p.add_argument("--seed", type=int, default=0, help="town seed")
     p.add_argument("--fp16", action="store_true", help="fp16 activation storage")
+    p.add_argument("--frame-budget-ms", type=float, default=None, metavar="MS",
+                   help="time-slice a network too slow for one frame: at most MS of its work per frame, "
+                        "showing the last complete result meanwhile")
     p.set_defaults(run=_cmd_demo)
 
 
@@ -234,7 +237,7 @@ def _cmd_demo(args) -> int:
     from .dataset import parse_size
     size = parse_size(args.size)
     options = dict(style=args.style, seed=args.seed, internal_scale=args.scale, strength=args.strength,
-                   fp16=args.fp16)
+                   fp16=args.fp16, frame_budget_ms=args.frame_budget_ms)
     if args.headless:
         from .demo.headless import render_headless
         summary = render_headless(args.frames, size, args.out, **options)

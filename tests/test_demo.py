@@ -202,3 +202,23 @@ def test_free_fly_keys_and_mouse_move_the_camera(xvfb_display):
     result = subprocess.run([sys.executable, "-c", FREE_FLY_SCRIPT], env=env, capture_output=True, text=True,
                             timeout=180)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_headless_demo_time_slices_a_network_with_a_frame_budget(tmp_path):
+    """`postfx demo --frame-budget-ms`: the pass spreads the network over several frames."""
+    out = subprocess.run([sys.executable, "-m", "postfx", "demo", "--headless", "--frames", "4", "--size", "64x48",
+                          "--out", str(tmp_path / "frames"), "--frame-budget-ms", "0.001"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "frames").glob("frame_*.png"))) == 4
+    from postfx.demo.frame import DemoFrame
+    from postfx.gl.context import headless_context
+    from postfx.scene.camera import Camera
+    demo = DemoFrame(headless_context(), (64, 48), frame_budget_ms=0.001)
+    try:
+        demo.render(Camera((0.0, 2.0, 10.0)), 0.0)
+        assert demo.fx.frames_per_result == len(demo.fx._network.dispatches) > 1
+        demo.set_style("watercolor")
+        assert demo.fx.frame_budget_ms == 0.001
+    finally:
+        demo.release()

@@ -58,13 +58,15 @@ class DemoFrame:
     """Scene + pass at one frame size, in one context."""
 
     def __init__(self, ctx: moderngl.Context, size, *, style=None, seed: int = 0,
-                 internal_scale: float = 1.0, strength: float = 1.0, fp16: bool = False):
+                 internal_scale: float = 1.0, strength: float = 1.0, fp16: bool = False,
+                 frame_budget_ms: float | None = None):
         self.ctx = ctx
         self.styles = bundled_styles()
         self.style = style if style is not None else DEFAULT_STYLE
         self.scene = Scene(ctx, seed=seed)
         self.target = SceneTarget(ctx, size)
-        self.fx = PostFX(ctx, load(self.style), internal_scale=internal_scale, strength=strength, fp16=fp16)
+        self.fx = PostFX(ctx, load(self.style), internal_scale=internal_scale, strength=strength, fp16=fp16,
+                         frame_budget_ms=frame_budget_ms)
         self.timer = PassTimer(ctx)
         self.times = FrameTimes()
 
@@ -80,7 +82,7 @@ class DemoFrame:
     def set_style(self, style) -> None:
         """Swap the network; keeps scale and strength."""
         new = PostFX(self.ctx, load(style), internal_scale=self.fx.internal_scale, strength=self.fx.strength,
-                     fp16=self.fx._network.fp16)
+                     fp16=self.fx._network.fp16, frame_budget_ms=self.fx.frame_budget_ms)
         self.fx.release()
         self.fx, self.style = new, style
 

@@ -81,13 +81,15 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], gap: int = 4) -> n
 
 
 def render_headless(frames: int, size, out, *, style=None, seed: int = 0, internal_scale: float = 1.0,
-                    strength: float = 1.0, fp16: bool = False, log=sys.stderr) -> dict:
+                    strength: float = 1.0, fp16: bool = False, frame_budget_ms: float | None = None,
+                    log=sys.stderr) -> dict:
     """Returns a summary: output paths, frames, mean / median ms for scene and pass, fps."""
     if frames < 1:
         raise InputError(f"--frames must be >= 1, got {frames}")
     out = Path(out)
     ctx = headless_context()
-    demo = DemoFrame(ctx, size, style=style, seed=seed, internal_scale=internal_scale, strength=strength, fp16=fp16)
+    demo = DemoFrame(ctx, size, style=style, seed=seed, internal_scale=internal_scale, strength=strength, fp16=fp16,
+                     frame_budget_ms=frame_budget_ms)
     sink = _VideoSink(out, demo.size)
     contact_at = set(np.linspace(0, frames - 1, min(CONTACT_ROWS, frames)).round().astype(int).tolist())
     pairs, scene_ms, pass_ms, frame_ms = [], [], [], []

@@ -51,7 +51,8 @@ def _no_display_message() -> str:
 
 class DemoWindow:
     def __init__(self, size=(1280, 720), *, style=None, seed: int = 0, internal_scale: float = 1.0,
-                 strength: float = 1.0, fp16: bool = False, screenshot_dir: str | os.PathLike = "."):
+                 strength: float = 1.0, fp16: bool = False, frame_budget_ms: float | None = None,
+                 screenshot_dir: str | os.PathLike = "."):
         import glfw
         import moderngl
         self.glfw = glfw
@@ -72,7 +73,8 @@ class DemoWindow:
         self.ctx = moderngl.create_context(require=430)
         # HiDPI: render at the framebuffer's pixel size, not the window's point size.
         self.demo = DemoFrame(self.ctx, self._framebuffer_size() or (1, 1), style=style, seed=seed,
-                              internal_scale=internal_scale, strength=strength, fp16=fp16)
+                              internal_scale=internal_scale, strength=strength, fp16=fp16,
+                              frame_budget_ms=frame_budget_ms)
         self.composite = self.ctx.program(vertex_shader=shader_source("demo_composite.vert"),
                                           fragment_shader=shader_source("demo_composite.frag"))
         self.empty_vao = self.ctx.vertex_array(self.composite, [])

@@ -164,7 +164,7 @@ class GLNetwork:
                 raise FrameTooLarge(
                     f"at run size {run_w}x{run_h}, tensor {name!r} needs {nbytes / 2**20:.0f} MiB, beyond "
                     f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE ({max_block / 2**20:.0f} MiB) on {renderer(self.ctx)}; "
-                    "use a smaller internal scale or fp16 storage")
+                    + ("use a smaller internal scale" if self.fp16 else "use a smaller internal scale or fp16 storage"))
         viewed = {name for d in plan for name in d.images.values() if isinstance(name, str)}
         if self.output_view:
             viewed.add(graph.output)

@@ -298,6 +298,8 @@ class PostFX:
             raise InputError(f"target must be a moderngl.Framebuffer or Texture, got {type(target).__name__}")
         if target is not None and tuple(target.size) != (width, height):
             raise InputError(f"target is {target.size[0]}x{target.size[1]}, the frame is {width}x{height}")
+        if isinstance(target, moderngl.Texture) and (target.components != 4 or target.dtype != "f1"):
+            raise InputError("a target texture must be RGBA8")      # before any work: a sliced run stays put
         self.resize(width, height)
         run_h, run_w = self._network.run_size
         common = {"frame_size": (width, height), "scaled_size": self._scaled_size, "run_size": (run_w, run_h)}
@@ -335,8 +337,6 @@ class PostFX:
                 self._next_step = (self._next_step + 1) % len(self._schedule)
 
         out_tex = target if isinstance(target, moderngl.Texture) else self._output
-        if isinstance(target, moderngl.Texture) and (target.components != 4 or target.dtype != "f1"):
-            raise InputError("a target texture must be RGBA8")
         present = self._programs.get("present.comp", {"COLOR_FORMAT": color_format, "STORAGE_FP16": fp16})
         self._bind_color(present, color_tex, color_format, image_format)
         out_tex.bind_to_image(1, read=False, write=True, format=GL_RGBA8)

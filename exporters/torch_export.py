@@ -49,6 +49,7 @@ from postfx.model_file import Model, save_model
 
 from .builder import build_model
 from .common import (BATCHNORM_CHOICES, PROBE_SEED, VERIFY_ATOL, VERIFY_RTOL, checked_graph, default_probe_size,
+                     probe_frame,
                      divergence as _divergence, finite as _finite, is_raw as _is_raw, real_channels as _real_channels,
                      torch_in_channels as _torch_in_channels)
 from .packing import fold_batchnorm
@@ -609,8 +610,7 @@ def verify(net, gm, lowering, model: Model, size=None, value_range=(-1.0, 1.0)) 
     """Run the model (numpy reference) and the module on one seeded probe frame;
     raise ExportVerificationError naming where they part ways."""
     h, w = size or default_probe_size(model.pad_multiple)
-    lo, hi = value_range
-    x = np.random.default_rng(PROBE_SEED).uniform(lo, hi, (h, w, model.input_channels)).astype(np.float32)
+    x = probe_frame((h, w), model.input_channels, value_range)
     got = reference.run(model, x)                                       # (H, W, C_out)
     padded = reference.pad_to_run_size(model, x)                        # edge repeat, as the runtime pads
     try:

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from postfx import model_format as fmt  # noqa: E402
 from postfx import reference  # noqa: E402
 from postfx.exporters.builder import build_model  # noqa: E402
-from postfx.gl import ops  # noqa: E402
+from postfx.gl import conv_kernels  # noqa: E402
 from postfx.gl.context import headless_context, renderer  # noqa: E402
 from postfx.gl.network import GLNetwork  # noqa: E402
 from postfx.gl.programs import ProgramCache  # noqa: E402
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="256x256 frame and 2 repeats unless given")
     parser.add_argument("--fp16", action="store_true", help="fp16 storage (checked against fp16-rounded inputs)")
-    parser.add_argument("--variants", nargs="+", default=list(ops.CONV_VARIANTS), choices=list(ops.CONV_VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(conv_kernels.CONV_VARIANTS), choices=list(conv_kernels.CONV_VARIANTS))
     args = parser.parse_args(argv)
     given = argv if argv is not None else sys.argv
     if args.quick:

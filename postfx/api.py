@@ -33,7 +33,7 @@ def _gl_network(model: Model, kernels: str, fp16: bool):
     return network
 
 
-def run(model, x, backend: str = "gl", *, kernels: str = "optimized", fp16: bool = False,
+def run(model, x, backend: str = "gl", *, kernels: str = "auto", fp16: bool = False,
         return_all: bool = False):
     """Raw network: x (H, W, C_in) float32 -> (H', W', C_out) float32, with the
     model's pad-and-crop policy. backend "numpy" runs the reference implementation.
@@ -95,7 +95,7 @@ def _normalized_depth(depth, shape, near, far) -> np.ndarray:
 
 
 def stylize(rgb, depth=None, model=DEFAULT_STYLE, *, near=None, far=None, strength: float = 1.0,
-            internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized") -> np.ndarray:
+            internal_scale: float = 1.0, fp16: bool = False, kernels: str = "auto") -> np.ndarray:
     """Stylize an image: rgb (H, W, 3) uint8 / uint16 / float in [0, 1] (sRGB-encoded) ->
     (H, W, 3) uint8, through the same PostFX pass a renderer uses.
 

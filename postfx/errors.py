@@ -146,3 +146,16 @@ class AllocationFailed(GLError):
     """GL could not create a buffer, texture, sampler or framebuffer (out of memory, a
     size the driver refuses). Everything the failed build or resize had made is released;
     the message names what was being allocated and its size (reliability C7)."""
+
+
+class SoftwareRenderer(GLError):
+    """require_gpu=True, but the context runs on a CPU renderer (Mesa llvmpipe, ...)."""
+
+
+class KernelCacheWarning(UserWarning):
+    """The kernel-choice cache file was unreadable, corrupt or foreign: it was ignored
+    (nothing in it trusted) and will be rewritten."""
+
+
+class SoftwareRendererWarning(UserWarning):
+    """A headless context landed on a CPU renderer although a hardware device is listed."""

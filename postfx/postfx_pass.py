@@ -11,7 +11,7 @@ from . import model_format as fmt
 from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
 from .gl.context import allocating, is_live, renderer, require_compute
 from .gl.network import GLNetwork, weight_bytes
-from .gl.ops import DeviceLimits
+from .gl.dispatch import DeviceLimits
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, texture_internal_format
 from .model_file import Model, load
@@ -45,8 +45,9 @@ class PostFX:
     writes = ("color",)
 
     def __init__(self, ctx: moderngl.Context, model, *, strength: float = 1.0,
-                 internal_scale: float = 1.0, fp16: bool = False, kernels: str = "optimized",
-                 memory_budget_bytes: int | None = None, frame_budget_ms: float | None = None):
+                 internal_scale: float = 1.0, fp16: bool = False, kernels: str = "auto",
+                 memory_budget_bytes: int | None = None, frame_budget_ms: float | None = None,
+                 tuning_budget_s: float | None = None):
         require_compute(ctx)
         self.memory_budget_bytes = memory_budget_bytes
         self.model: Model = load(model)
@@ -80,7 +81,7 @@ class PostFX:
             # present.comp reads the output through an image view: on llvmpipe a storage-buffer
             # load is a loop over the SIMD lanes, and present makes four per frame pixel.
             self._network = GLNetwork(ctx, self.model, kernels=kernels, fp16=fp16, programs=self._programs,
-                                      output_view=True)
+                                      output_view=True, tuner=_tuner(kernels, tuning_budget_s))
             # Sampler objects override the textures' own state, which stays the caller's.
             with allocating(ctx, "the depth sampler object"):
                 self._depth_sampler = ctx.sampler(repeat_x=False, repeat_y=False,
@@ -409,6 +410,19 @@ class PostFX:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+def _tuner(kernels: str, budget_s: float | None):
+    """The tuner of kernels="auto" with this budget (None: the default budget)."""
+    if kernels != "auto":
+        if budget_s is not None:
+            raise InputError(f"tuning_budget_s applies to kernels='auto' only, not kernels={kernels!r}")
+        return None
+    from .gl.tuner import Tuner
+    try:
+        return Tuner(budget_s=budget_s)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def _check_not_empty(width: int, height: int) -> None:

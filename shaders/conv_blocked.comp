@@ -50,7 +50,7 @@ vec4 acc[BLOCK_SLICES][BLOCK_PIXELS];        // [slice][pixel]
 // padded: reflected, or zero outside the input (the view's border). Pixels
 // past the right edge of a partial block are computed too; their results are
 // never stored.
-void fetch_tap(readonly image2DArray source, int layer, ivec2 out_pos, int ky, int kx, out vec4 x[BLOCK_PIXELS]) {
+void fetch_tap(int source, int layer, ivec2 out_pos, int ky, int kx, out vec4 x[BLOCK_PIXELS]) {
     int y = out_pos.y * STRIDE - PADDING + ky;
 #if PAD_REFLECT
     y = reflect_index(y, in_size.y);
@@ -66,7 +66,7 @@ void fetch_tap(readonly image2DArray source, int layer, ivec2 out_pos, int ky, i
 
 // Tap (ky, kx) of one input slice (`layer` of `source`, slice `in_slice` of
 // the concatenation) into every accumulator.
-void add_tap(readonly image2DArray source, int layer, int in_slice, ivec2 out_pos, int out_slice, int ky, int kx) {
+void add_tap(int source, int layer, int in_slice, ivec2 out_pos, int out_slice, int ky, int kx) {
     vec4 x[BLOCK_PIXELS];
     fetch_tap(source, layer, out_pos, ky, kx, x);
     for (int o = 0; o < BLOCK_SLICES; ++o) {
@@ -87,9 +87,9 @@ void main() {
         for (int kx = 0; kx < KERNEL; ++kx) {
             // A loop per source: a per-slice source test costs more than the
             // duplicated code costs to compile.
-            for (int s = 0; s < SLICES_A; ++s) add_tap(source_a, s, s, out_pos, out_slice, ky, kx);
+            for (int s = 0; s < SLICES_A; ++s) add_tap(SOURCE_A, s, s, out_pos, out_slice, ky, kx);
 #if SLICES_B > 0
-            for (int s = 0; s < SLICES_B; ++s) add_tap(source_b, s, SLICES_A + s, out_pos, out_slice, ky, kx);
+            for (int s = 0; s < SLICES_B; ++s) add_tap(SOURCE_B, s, SLICES_A + s, out_pos, out_slice, ky, kx);
 #endif
         }
     }

@@ -52,14 +52,14 @@ void add_row(int out_slice, int py, int ky, int in_slice, vec4 row[FOOTPRINT]) {
 
 // The footprints of input rows m - 1, m, m + 1 of one source layer (zero
 // outside the input: the view's border).
-void fetch_rows(readonly image2DArray source, int layer, ivec2 block, out vec4 rows[3][FOOTPRINT]) {
+void fetch_rows(int source, int layer, ivec2 block, out vec4 rows[3][FOOTPRINT]) {
     for (int r = 0; r < 3; ++r)
         for (int c = 0; c < FOOTPRINT; ++c) rows[r][c] = load_input(source, block + ivec2(c - 1, r - 1), layer);
 }
 
 // Every tap of one input slice (`layer` of `source`, slice `in_slice` of the
 // concatenation) for all four output parities.
-void add_slice(readonly image2DArray source, int layer, int in_slice, ivec2 block, int out_slice) {
+void add_slice(int source, int layer, int in_slice, ivec2 block, int out_slice) {
     vec4 rows[3][FOOTPRINT];
     fetch_rows(source, layer, block, rows);
     add_row(out_slice, 0, 3, in_slice, rows[0]);     // input row m - 1 feeds output row 2m through kernel row 3
@@ -79,9 +79,9 @@ void main() {
 
     // A loop per source: a per-slice source test costs more (~15 % on the
     // two-source decoder levels) than the duplicated code costs to compile.
-    for (int s = 0; s < SLICES_A; ++s) add_slice(source_a, s, s, block, out_slice);
+    for (int s = 0; s < SLICES_A; ++s) add_slice(SOURCE_A, s, s, block, out_slice);
 #if SLICES_B > 0
-    for (int s = 0; s < SLICES_B; ++s) add_slice(source_b, s, SLICES_A + s, block, out_slice);
+    for (int s = 0; s < SLICES_B; ++s) add_slice(SOURCE_B, s, SLICES_A + s, block, out_slice);
 #endif
     for (int p = 0; p < BLOCK_PIXELS; ++p) {
         if (block.x + p >= in_size.x) break;

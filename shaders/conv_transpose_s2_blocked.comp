@@ -56,7 +56,7 @@ int offset_of(int q, int k) { return (q + PADDING - k + 2 * KERNEL) / 2 - KERNEL
 
 // Every tap of one input slice (`layer` of `source`, slice `in_slice` of the
 // concatenation) for all four output parities.
-void add_slice(readonly image2DArray source, int layer, int in_slice, ivec2 block, int out_slice) {
+void add_slice(int source, int layer, int in_slice, ivec2 block, int out_slice) {
     vec4 rows[ROWS][FOOTPRINT];
     for (int r = 0; r < ROWS; ++r)
         for (int c = 0; c < FOOTPRINT; ++c) rows[r][c] = load_input(source, block + ivec2(c + D_MIN, r + D_MIN), layer);
@@ -83,9 +83,9 @@ void main() {
         for (int q = 0; q < 4; ++q)
             for (int p = 0; p < BLOCK_PIXELS; ++p) acc[o][q][p] = bias[out_slice + o];
 
-    for (int s = 0; s < SLICES_A; ++s) add_slice(source_a, s, s, block, out_slice);
+    for (int s = 0; s < SLICES_A; ++s) add_slice(SOURCE_A, s, s, block, out_slice);
 #if SLICES_B > 0
-    for (int s = 0; s < SLICES_B; ++s) add_slice(source_b, s, SLICES_A + s, block, out_slice);
+    for (int s = 0; s < SLICES_B; ++s) add_slice(SOURCE_B, s, SLICES_A + s, block, out_slice);
 #endif
     for (int p = 0; p < BLOCK_PIXELS; ++p) {
         if (block.x + p >= in_size.x) break;

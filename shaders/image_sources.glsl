@@ -10,6 +10,12 @@
 // the border only come from pixels beyond the right edge of a partial block,
 // whose results are never stored; they are harmless, whatever they return.
 // Sources A and B are read as their channel concatenation (the fused U-Net skip).
+//
+// Kernels name a source by number (SOURCE_A, SOURCE_B), never pass the image
+// itself to a function: a format-qualified image uniform given to a parameter
+// declared without a format is refused by the Khronos reference compiler and
+// SPIR-V toolchains ("image formats must match"), though Mesa accepts it. The
+// source number is a constant at every call, so the test folds away.
 
 #ifndef SLICES_A
 #define SLICES_A 1
@@ -31,7 +37,13 @@ layout(VIEW_FORMAT, binding = 1) readonly uniform image2DArray source_b;    // (
 #endif
 uniform int view_border;      // b
 
+#define SOURCE_A 0
+#define SOURCE_B 1
+
 // Texel (pos.x, pos.y) of a source layer, zero up to view_border texels outside.
-vec4 load_input(readonly image2DArray source, ivec2 pos, int layer) {
-    return imageLoad(source, ivec3(pos + view_border, layer));
+vec4 load_input(int source, ivec2 pos, int layer) {
+#if SLICES_B > 0
+    if (source == SOURCE_B) return imageLoad(source_b, ivec3(pos + view_border, layer));
+#endif
+    return imageLoad(source_a, ivec3(pos + view_border, layer));
 }

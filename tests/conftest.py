@@ -1,6 +1,8 @@
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -9,6 +11,13 @@ import pytest
 # Test helpers (parity.py, nets.py) live beside the tests; importlib mode keeps
 # the tests directory off sys.path, so add it here.
 sys.path.insert(0, str(Path(__file__).parent))
+
+# kernels="auto" (the default) times kernels at a network's first build at each size.
+# The suite builds hundreds of networks: it runs them on cached or static choices (no
+# timing), and keeps the user's kernel cache out of reach. The tuner's own tests pass a
+# budget and a cache file of their own. Subprocesses (CLI, examples) inherit both.
+os.environ["POSTFX_TUNING_BUDGET_S"] = "0"
+os.environ["POSTFX_CACHE_DIR"] = tempfile.mkdtemp(prefix="postfx-test-cache-")
 
 
 @pytest.fixture(scope="session")

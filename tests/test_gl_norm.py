@@ -16,7 +16,7 @@ import postfx
 from postfx import model_format as fmt
 from postfx import reference
 from postfx.exporters.builder import build_model
-from postfx.gl import ops
+from postfx.gl import dispatch, norm_kernels, ops
 from postfx.gl.network import GLNetwork, weight_bytes
 from postfx.model_format import Layer
 
@@ -101,7 +101,7 @@ def test_B1_instance_norm_at_1280x720(gl_ctx):
     h, w = 720, 1280
     model = norm_model(6, "relu", True, seed=7)
     x = channel_spread((h, w, 6), seed=8)
-    assert ops.norm_partial_groups(h * w, 2) > 1, "the case must merge partials across work groups"
+    assert norm_kernels.norm_partial_groups(h * w, 2) > 1, "the case must merge partials across work groups"
     assert_close(postfx.run(model, x), postfx.run(model, x, backend="numpy"), what="instance_norm 6ch 1280x720")
 
 
@@ -220,7 +220,7 @@ def test_B4_norm_passes_write_everything_and_repeat_exactly(fp16, gl_ctx):
         for name in model.graph.tensors:
             if name != fmt.INPUT_TENSOR:
                 network.write_tensor(name, np.full_like(clean[name], np.nan))
-        for name in (ops.NORM_PARTIALS, ops.NORM_STATISTICS):
+        for name in (norm_kernels.NORM_PARTIALS, norm_kernels.NORM_STATISTICS):
             buffer = network.buffers[name]
             buffer.write(np.full(buffer.size // 4, np.nan, np.float32).tobytes())
         for repeat in range(3):
@@ -254,34 +254,34 @@ def test_a_run_cut_between_the_norm_passes_gives_the_whole_result(gl_ctx):
 
 def test_norm_plan_fits_the_minimum_limits():
     """G grows with the frame, bounded; every pass fits OpenGL 4.3's minimum limits."""
-    assert ops.norm_partial_groups(1, 1) == 1
-    assert ops.norm_partial_groups(64 * 64, 1) == 1
-    assert ops.norm_partial_groups(1280 * 720, 16) == ops.ceil_div(1280 * 720, 256 * 64)
-    assert ops.norm_partial_groups(1280 * 720, 64) == 2048 // 64
-    assert ops.norm_partial_groups(3840 * 2160, 1) == ops.NORM_MAX_PARTIAL_GROUPS
-    assert ops.norm_partial_groups(3840 * 2160, 1024) == 2
+    assert norm_kernels.norm_partial_groups(1, 1) == 1
+    assert norm_kernels.norm_partial_groups(64 * 64, 1) == 1
+    assert norm_kernels.norm_partial_groups(1280 * 720, 16) == dispatch.ceil_div(1280 * 720, 256 * 64)
+    assert norm_kernels.norm_partial_groups(1280 * 720, 64) == 2048 // 64
+    assert norm_kernels.norm_partial_groups(3840 * 2160, 1) == norm_kernels.NORM_MAX_PARTIAL_GROUPS
+    assert norm_kernels.norm_partial_groups(3840 * 2160, 1024) == 2
     layers = [Layer("wide", "conv2d", (fmt.INPUT_TENSOR,), "none", 0.0, 4096, 1, 1, 0),
               Layer(OUT, "instance_norm", ("wide",), "relu")]
     graph = fmt.build_graph(layers, 4, OUT)
     sizes = {name: (3840, 2160) for name in graph.tensors}
-    limits = ops.DeviceLimits()
-    for d in ops.layer_dispatches(graph.layers[1], graph, sizes, "optimized", False, limits):
-        ops.check_limits(d, limits)
-    assert ops.norm_scratch_bytes(graph, sizes)[ops.NORM_PARTIALS] <= limits.max_storage_block_size
+    limits = dispatch.DeviceLimits()
+    for d in ops.layer_dispatches(graph.layers[1], graph, sizes, None, False, limits):
+        dispatch.check_limits(d, limits)
+    assert norm_kernels.norm_scratch_bytes(graph, sizes)[norm_kernels.NORM_PARTIALS] <= limits.max_storage_block_size
 
 
 def test_C6_norm_buffers_are_counted_in_the_memory_figures(gl_ctx):
     model = stem_chain()
     network = GLNetwork(gl_ctx, model, kernels="optimized", fp16=True)
     try:
-        limits = ops.DeviceLimits.of(gl_ctx)
+        limits = dispatch.DeviceLimits.of(gl_ctx)
         held = sum(b.size for b in network.weights.values())
         held += sum(t.width * t.height * 16 for t in network.weight_images.values())
         assert weight_bytes(model, "optimized", limits) == held
         network.resize(61, 97)
         views = sum(v.width * v.height * v.layers * 8 for v in network.views.values())
         assert network.activation_bytes(61, 97) == sum(b.size for b in network.buffers.values()) + views
-        assert {ops.NORM_PARTIALS, ops.NORM_STATISTICS} <= set(network.buffers)
+        assert {norm_kernels.NORM_PARTIALS, norm_kernels.NORM_STATISTICS} <= set(network.buffers)
     finally:
         network.release()
 

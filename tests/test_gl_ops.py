@@ -15,14 +15,14 @@ from postfx import model_format as fmt
 from postfx import reference
 from postfx.errors import DeviceLimitError, ShaderCompileError
 from postfx.exporters.builder import build_model
-from postfx.gl import ops, programs
+from postfx.gl import conv_kernels, dispatch, programs
 from postfx.gl.network import GLNetwork
 from postfx.model_format import Layer
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-VARIANTS = list(ops.CONV_VARIANTS)          # the ladder: naive, tiled, blocked
+VARIANTS = list(conv_kernels.CONV_VARIANTS)          # the ladder: naive, tiled, blocked, cooperative
 PRECISIONS = [pytest.param(False, id="fp32"), pytest.param(True, id="fp16")]
 TORCH_ACTIVATIONS = {"none": lambda t: t, "relu": torch.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
                      "tanh": torch.tanh, "sigmoid": torch.sigmoid}
@@ -137,22 +137,21 @@ def test_B1_conv_ops_match_reference_and_torch(case, kernels, fp16, gl_ctx):
 def test_each_variant_runs_its_own_kernel_where_it_supports_the_layer(case, gl_ctx):
     model, _ = conv_case(case)
     layer = model.graph.layers[-1]
-    limits = ops.DeviceLimits.of(gl_ctx)
-    two_by_two_block = ops.is_transpose_4x4_stride_2(layer)
-    blocked = layer.op == "conv2d" or layer.stride == 2      # the blocked transposed convs need stride 2
+    limits = dispatch.DeviceLimits.of(gl_ctx)
+    two_by_two_block = conv_kernels.is_transpose_4x4_stride_2(layer)
+    stride_two = layer.op == "conv2d" or layer.stride == 2     # blocked / cooperative transposed convs need stride 2
     for kernels in VARIANTS:
-        variant = ops.choose_variant(layer, model.graph, kernels, limits)
-        expected = ops.CONV_VARIANTS if layer.op == "conv2d" else ops.CONV_TRANSPOSE_VARIANTS
-        if layer.op == "conv2d" or two_by_two_block or (kernels == "blocked" and blocked):
-            assert variant is expected[kernels]
+        choice = conv_kernels.static_choice(layer, model.graph, kernels, limits)
+        if layer.op == "conv2d" or two_by_two_block or (kernels in ("blocked", "cooperative") and stride_two):
+            assert choice.variant == kernels
         else:
-            assert variant is expected["naive"], f"{kernels}: this transposed conv falls back to naive"
-    optimized = ops.choose_variant(layer, model.graph, "optimized", limits)
-    assert optimized is (ops.CONV_VARIANTS if layer.op == "conv2d" else ops.CONV_TRANSPOSE_VARIANTS)[
-        "blocked" if blocked else "naive"]
-    if layer.op == "conv_transpose2d" and blocked:
-        shader = optimized.dispatches(layer, model.graph, {OUT: (8, 8), fmt.INPUT_TENSOR: (4, 4), SKIP: (4, 4)},
-                                      False, limits)[0].shader
+            assert choice.variant == "naive", f"{kernels}: this transposed conv falls back to naive"
+    optimized = conv_kernels.static_choice(layer, model.graph, "optimized", limits)
+    assert optimized.variant == (conv_kernels.preference(limits)[0] if stride_two else "naive")
+    if layer.op == "conv_transpose2d" and stride_two:
+        blocked = conv_kernels.static_choice(layer, model.graph, "blocked", limits)
+        sizes = {OUT: (8, 8), fmt.INPUT_TENSOR: (4, 4), SKIP: (4, 4)}
+        shader = conv_kernels.conv_dispatches(layer, model.graph, sizes, blocked, False, limits)[0].shader
         assert shader == ("conv_transpose_blocked.comp" if two_by_two_block else "conv_transpose_s2_blocked.comp")
 
 
@@ -297,8 +296,8 @@ def test_C3_unknown_knob_is_an_error():
 
 
 def test_C4_work_group_count_is_checked_before_dispatch(gl_ctx, monkeypatch, small_unet):
-    tight = ops.DeviceLimits(max_work_group_count=(16, 16, 64), renderer="a device with few work groups")
-    monkeypatch.setattr(ops.DeviceLimits, "of", classmethod(lambda cls, ctx: tight))
+    tight = dispatch.DeviceLimits(max_work_group_count=(16, 16, 64), renderer="a device with few work groups")
+    monkeypatch.setattr(dispatch.DeviceLimits, "of", classmethod(lambda cls, ctx: tight))
     network = GLNetwork(gl_ctx, small_unet, kernels="naive")      # compiles at the smallest run size: fits
     try:
         with pytest.raises(DeviceLimitError, match="GL_MAX_COMPUTE_WORK_GROUP_COUNT 16") as info:
@@ -310,26 +309,26 @@ def test_C4_work_group_count_is_checked_before_dispatch(gl_ctx, monkeypatch, sma
 
 
 def test_C4_check_limits_names_each_limit():
-    limits = ops.DeviceLimits(max_work_group_count=(100, 100, 100), max_work_group_invocations=32,
+    limits = dispatch.DeviceLimits(max_work_group_count=(100, 100, 100), max_work_group_invocations=32,
                               max_shared_memory=1024, renderer="test device")
     base = dict(layer="enc1", shader="conv_tiled.comp", defines={}, bindings={}, uniforms={})
-    ops.check_limits(ops.Dispatch(**base, groups=(100, 1, 1), local_size=(4, 8), shared_bytes=1024), limits)
+    dispatch.check_limits(dispatch.Dispatch(**base, groups=(100, 1, 1), local_size=(4, 8), shared_bytes=1024), limits)
     for kwargs, limit in [(dict(groups=(101, 1, 1)), "GL_MAX_COMPUTE_WORK_GROUP_COUNT"),
                           (dict(groups=(1, 1, 1), local_size=(8, 8)), "GL_MAX_COMPUTE_WORK_GROUP_INVOCATIONS"),
                           (dict(groups=(1, 1, 1), local_size=(4, 8), shared_bytes=1025),
                            "GL_MAX_COMPUTE_SHARED_MEMORY_SIZE")]:
         kwargs.setdefault("local_size", (4, 8))
         with pytest.raises(DeviceLimitError, match=limit) as info:
-            ops.check_limits(ops.Dispatch(**base, **kwargs), limits)
+            dispatch.check_limits(dispatch.Dispatch(**base, **kwargs), limits)
         assert "enc1" in str(info.value) and "test device" in str(info.value)
 
 
 def test_tiled_falls_back_when_its_tile_exceeds_shared_memory(gl_ctx):
     model, _ = conv_case(CONV_CASES[6])         # 7x7 stride 2: a 21x21 texel tile per input slice
     layer = model.graph.layers[-1]
-    small = ops.DeviceLimits(max_shared_memory=4096)
-    assert ops.choose_variant(layer, model.graph, "tiled", small) is ops.CONV_VARIANTS["naive"]
-    roomy = ops.DeviceLimits(max_shared_memory=32768)
-    (d,) = ops.CONV_VARIANTS["tiled"].dispatches(layer, model.graph, {name: (16, 16) for name in model.graph.tensors},
+    small = dispatch.DeviceLimits(max_shared_memory=4096)
+    assert conv_kernels.static_choice(layer, model.graph, "tiled", small).variant == "naive"
+    roomy = dispatch.DeviceLimits(max_shared_memory=32768)
+    (d,) = conv_kernels.CONV_VARIANTS["tiled"].dispatches(layer, model.graph, {name: (16, 16) for name in model.graph.tensors},
                                                  False, roomy)
     assert d.shared_bytes <= 32768

@@ -1,5 +1,4 @@
 """The numpy reference against torch on the reference U-Net family (built by hand, no exporter)."""
-import numpy as np
 import pytest
 
 from parity import assert_image_close, seeded

@@ -1,10 +1,15 @@
 """The network executor: weights uploaded once, activation buffers (and the
 image views the "blocked" kernels read) allocated once per run size, then
 each layer's dispatches in order with a barrier between producer and consumer.
-Nothing is allocated per frame."""
+Nothing is allocated per frame.
+
+Each conv layer runs the kernel of its KernelChoice (conv_kernels.py): fixed
+for kernels="optimized" or a variant name; with kernels="auto" chosen per run
+size by the tuner (tuner.py: measured on this context, or read from its cache)."""
 from __future__ import annotations
 
 import time
+from collections import ChainMap
 from typing import NamedTuple
 
 import moderngl
@@ -15,20 +20,19 @@ from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
 from ..model_file import Model
 from . import ops
 from .context import allocating, is_live, renderer, require_compute
+from .conv_kernels import KERNEL_CHOICES, KernelChoice, static_choice, variants_of
+from .dispatch import BIND_DESTINATION, DeviceLimits, check_limits
+from .norm_kernels import norm_scratch_bytes
 from .programs import ProgramCache
-
-KERNEL_CHOICES = ops.KERNEL_CHOICES
-
-# After a dispatch its output may be read as a storage buffer or copied into an
-# image view (a pixel-unpack read). A view refresh is an ordinary GL command,
-# visible to later dispatches without a barrier.
-_AFTER_DISPATCH = moderngl.SHADER_STORAGE_BARRIER_BIT | moderngl.PIXEL_BUFFER_BARRIER_BIT
+from .resources import (AFTER_DISPATCH, BEFORE_HOST_READ, image_view, refresh_view, run_dispatch, weight_buffer,
+                        weight_image, weight_image_bytes)
 
 
-def weight_bytes(model: Model, kernels: str, limits: ops.DeviceLimits) -> int:
+def weight_bytes(model: Model, kernels: str, limits: DeviceLimits) -> int:
     """GPU memory a GLNetwork of `model` holds for weights and biases (and the norms'
-    scales and shifts), whatever the frame size (as _upload_weights lays them out),
-    known before anything is uploaded."""
+    scales and shifts), whatever the frame size, known before anything is uploaded.
+    With kernels="auto" a layer's weights take whichever form its measured kernel
+    reads, so the larger of the two is counted."""
     total = 0
     for layer in model.graph.layers:
         if layer.op == "instance_norm":
@@ -37,20 +41,30 @@ def weight_bytes(model: Model, kernels: str, limits: ops.DeviceLimits) -> int:
         if layer.op not in fmt.CONV_OPS:
             continue
         weight, bias = model.layer_weights(layer)
-        if ops.choose_variant(layer, model.graph, kernels, limits).reads_weight_image:
-            rows = ops.ceil_div(weight.size // 4, ops.WEIGHT_IMAGE_WIDTH)
-            total += rows * ops.WEIGHT_IMAGE_WIDTH * 16      # whole RGBA32F rows
+        as_image, as_buffer = weight_image_bytes(weight.size), 4 * weight.size
+        if kernels == "auto":
+            total += max(as_image, as_buffer)
         else:
-            total += 4 * weight.size
+            reads_image = variants_of(layer)[static_choice(layer, model.graph, kernels, limits).variant].reads_weight_image
+            total += as_image if reads_image else as_buffer
         total += 4 * bias.size
     return total
+
+
+def tensor_sizes(model: Model, run_h: int, run_w: int) -> dict:
+    """Tensor name -> (W, H) at a run size."""
+    sizes = {}
+    for name, info in model.graph.tensors.items():
+        num, den = info.scale
+        sizes[name] = (run_w * num // den, run_h * num // den)
+    return sizes
 
 
 class _Layout(NamedTuple):
     """What one run size needs (GLNetwork._layout)."""
     sizes: dict             # tensor name -> (W, H)
     plan: list              # the dispatches, in order
-    buffer_bytes: dict      # tensor name (or ops.NORM_* scratch name) -> bytes of its buffer
+    buffer_bytes: dict      # tensor name (or NORM_* scratch name) -> bytes of its buffer
     view_shapes: dict       # tensor name -> (W + 2b, H + 2b, slices) of its image view
     border: int             # b: zero texels around each view
 
@@ -58,31 +72,44 @@ class _Layout(NamedTuple):
 class GLNetwork:
     """A model's layers as compute dispatches in one moderngl context."""
 
-    def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: str = "optimized",
-                 fp16: bool = False, programs: ProgramCache | None = None, output_view: bool = False):
+    def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: str = "auto",
+                 fp16: bool = False, programs: ProgramCache | None = None, output_view: bool = False,
+                 tuner=None):
         """output_view: also keep an image view of the output tensor, refreshed after
-        the last layer, for a consumer that reads it as an image (PostFX's present)."""
+        the last layer, for a consumer that reads it as an image (PostFX's present).
+        tuner: what chooses the kernels with kernels="auto" (tuner.Tuner; by default
+        one with the default budget and the user's cache file)."""
         require_compute(ctx)
         if kernels not in KERNEL_CHOICES:
             raise ValueError(f"kernels must be one of {list(KERNEL_CHOICES)}, got {kernels!r}")
         self.ctx, self.model, self.kernels, self.fp16 = ctx, model, kernels, bool(fp16)
         self.output_view = bool(output_view)
-        self.limits = ops.DeviceLimits.of(ctx)
+        self.limits = DeviceLimits.of(ctx)
         self.texel_bytes = 8 if self.fp16 else 16
+        if kernels == "auto" and tuner is None:
+            from .tuner import Tuner
+            tuner = Tuner()
+        self.tuner = tuner
         # `is None`, not `or`: an empty ProgramCache is falsy (it has __len__), and the
         # network would then compile into a private cache that nobody releases.
         self.programs = ProgramCache(ctx) if programs is None else programs
         self._owns_programs = programs is None
+        # The kernel of each conv layer: fixed unless kernels="auto", which chooses per run size.
+        self.choices: dict[str, KernelChoice] = {
+            layer.name: static_choice(layer, model.graph, kernels, self.limits)
+            for layer in model.graph.layers if layer.op in fmt.CONV_OPS}
         self.run_size: tuple[int, int] | None = None          # (H, W) the buffers are allocated for
         self.sizes: dict = {}                                  # tensor name -> (W, H) at run size
         self.buffers: dict[str, moderngl.Buffer] = {}          # tensor name -> (slices, H, W) texels;
-                                                               # ops.NORM_* -> the norms' fp32 scratch
+                                                               # NORM_* -> the norms' fp32 scratch
         self.views: dict[str, moderngl.TextureArray] = {}      # tensor name -> (W + 2b, H + 2b, slices) copy
         self.view_border = 0                                   # b: zero texels around each view
         self.dispatches: list[ops.Dispatch] = []
         self._refresh_after: dict[int, list[str]] = {}         # dispatch index -> views refreshed after it
         self.weights: dict = {}            # ("weights" | "bias" | "scale" | "shift", layer) -> storage buffer
-        self.weight_images: dict = {}      # ("weights", layer) -> image view of the same weights
+        self.weight_images: dict = {}      # ("weights", layer) -> image of the same weights
+        self._storage = ChainMap(self.buffers, self.weights)   # what a dispatch's bindings name
+        self._images = ChainMap(self.views, self.weight_images)
         self.released = False
         try:
             self._upload_weights()
@@ -94,7 +121,7 @@ class GLNetwork:
     # --- build ---------------------------------------------------------------
 
     def _upload_weights(self) -> None:
-        limit = self.limits.max_storage_block_size
+        """Biases and the norms' scales / shifts, then each conv's weights in the form its kernel reads."""
         graph = self.model.graph
         for layer in graph.layers:
             if layer.op == "instance_norm":
@@ -104,60 +131,55 @@ class GLNetwork:
             if layer.op not in fmt.CONV_OPS:
                 continue
             weight, bias = self.model.layer_weights(layer)   # (os, K, K, is, 4, 4) mat4s, (os, 4)
-            if weight.nbytes > limit:
+            if weight.nbytes > self.limits.max_storage_block_size:
                 raise DeviceLimitError(f"layer {layer.name!r}: weights of {weight.nbytes} bytes exceed "
-                                       f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE {limit} on {renderer(self.ctx)}")
-            key = ("weights", layer.name)
-            what = f"the weights of layer {layer.name!r} ({4 * weight.size} bytes)"
-            with allocating(self.ctx, what):
-                if ops.choose_variant(layer, graph, self.kernels, self.limits).reads_weight_image:
-                    self.weight_images[key] = self._weight_image(weight)
-                else:
-                    self.weights[key] = self.ctx.buffer(weight.astype("<f4").tobytes())
+                                       f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE {self.limits.max_storage_block_size} "
+                                       f"on {renderer(self.ctx)}")
             with allocating(self.ctx, f"the bias of layer {layer.name!r} ({4 * bias.size} bytes)"):
                 self.weights[("bias", layer.name)] = self.ctx.buffer(bias.astype("<f4").tobytes())
+        self._sync_weight_forms()
 
-    def _weight_image(self, weight: np.ndarray) -> moderngl.Texture:
-        """The packed weights as a (WEIGHT_IMAGE_WIDTH, rows) RGBA32F image, the
-        same bytes in the same order (shaders/weight_image.glsl), zero-padded to
-        whole rows."""
-        texels = weight.astype("<f4").reshape(-1, 4)
-        width = ops.WEIGHT_IMAGE_WIDTH
-        padded = np.zeros((ops.ceil_div(len(texels), width) * width, 4), "<f4")
-        padded[:len(texels)] = texels
-        return self.ctx.texture((width, len(padded) // width), 4, padded.tobytes(), dtype="f4")
+    def _sync_weight_forms(self) -> None:
+        """Each conv layer's weights as the storage buffer or the image its current
+        kernel reads, and not the other form (a new choice may switch forms)."""
+        for layer in self.model.graph.layers:
+            if layer.op not in fmt.CONV_OPS:
+                continue
+            key = ("weights", layer.name)
+            as_image = variants_of(layer)[self.choices[layer.name].variant].reads_weight_image
+            keep, drop = (self.weight_images, self.weights) if as_image else (self.weights, self.weight_images)
+            if key in drop:
+                drop.pop(key).release()
+            if key not in keep:
+                weight = self.model.layer_weights(layer)[0]
+                with allocating(self.ctx, f"the weights of layer {layer.name!r} ({4 * weight.size} bytes)"):
+                    keep[key] = (weight_image if as_image else weight_buffer)(self.ctx, weight)
 
     def _compile(self) -> None:
         """Compile every layer's program up front: shaders do not depend on the frame size."""
-        sizes = self._tensor_sizes(self.model.pad_multiple, self.model.pad_multiple)
-        for d in self._plan(sizes):
-            ops.check_limits(d, self.limits)
+        sizes = tensor_sizes(self.model, self.model.pad_multiple, self.model.pad_multiple)
+        for d in self._plan(sizes, self.choices):
+            check_limits(d, self.limits)
             self.programs.get(d.shader, d.defines, d.layer)
 
-    def _plan(self, sizes: dict) -> list[ops.Dispatch]:
+    def _plan(self, sizes: dict, choices: dict) -> list[ops.Dispatch]:
         plan = []
         for layer in self.model.graph.layers:
-            plan += ops.layer_dispatches(layer, self.model.graph, sizes, self.kernels, self.fp16, self.limits)
+            plan += ops.layer_dispatches(layer, self.model.graph, sizes, choices.get(layer.name), self.fp16,
+                                         self.limits)
         return plan
-
-    def _tensor_sizes(self, run_h: int, run_w: int) -> dict:
-        sizes = {}
-        for name, info in self.model.graph.tensors.items():
-            num, den = info.scale
-            sizes[name] = (run_w * num // den, run_h * num // den)   # (W, H)
-        return sizes
 
     # --- per resolution --------------------------------------------------------
 
-    def _layout(self, run_h: int, run_w: int) -> "_Layout":
-        """Everything resize() allocates at one run size, checked against the device's
-        limits (FrameTooLarge) without allocating anything."""
-        sizes = self._tensor_sizes(run_h, run_w)
-        plan = self._plan(sizes)
+    def _layout(self, run_h: int, run_w: int, choices: dict) -> "_Layout":
+        """Everything resize() allocates at one run size with these kernels, checked
+        against the device's limits (FrameTooLarge) without allocating anything."""
+        sizes = tensor_sizes(self.model, run_h, run_w)
+        plan = self._plan(sizes, choices)
         graph = self.model.graph
         buffer_bytes = {name: max(16, graph.tensors[name].slices * w * h * self.texel_bytes)
                         for name, (w, h) in sizes.items()}
-        buffer_bytes.update(ops.norm_scratch_bytes(graph, sizes))      # fp32 whatever the storage
+        buffer_bytes.update(norm_scratch_bytes(graph, sizes))      # fp32 whatever the storage
         max_block = self.limits.max_storage_block_size
         for name, nbytes in buffer_bytes.items():
             if nbytes > max_block:
@@ -179,46 +201,60 @@ class GLNetwork:
                     f"at run size {run_w}x{run_h}, the image view of tensor {name!r} ({w}x{h}, {slices} "
                     f"layers) exceeds GL_MAX_TEXTURE_SIZE {self.limits.max_texture_size} / "
                     f"GL_MAX_ARRAY_TEXTURE_LAYERS {self.limits.max_array_layers} on {renderer(self.ctx)}; "
-                    "use a smaller internal scale or kernels='tiled'")
+                    "use a smaller internal scale or kernels='cooperative'")
             view_shapes[name] = (w, h, slices)
         for d in plan:
-            ops.check_limits(d, self.limits)
+            check_limits(d, self.limits)
             if d.images:
                 d.uniforms["view_border"] = border
         return _Layout(sizes, plan, buffer_bytes, view_shapes, border)
 
+    def _choices_at(self, run_h: int, run_w: int, *, measure: bool) -> dict:
+        """The conv kernels at a run size: fixed, or (kernels="auto") the tuner's --
+        with measure=False only what its cache already knows, nothing timed."""
+        if self.kernels != "auto":
+            return self.choices
+        if not measure:
+            return self.tuner.known_choices(self, run_h, run_w)
+        return self.tuner.choose(self, run_h, run_w)
+
     def activation_bytes(self, run_h: int, run_w: int) -> int:
         """GPU memory resize(run_h, run_w) allocates: activation buffers (with the norms'
         scratch buffers) plus image views."""
-        layout = self._layout(run_h, run_w)
+        layout = self._layout(run_h, run_w, self._choices_at(run_h, run_w, measure=False))
         views = sum(w * h * slices * self.texel_bytes for w, h, slices in layout.view_shapes.values())
         return sum(layout.buffer_bytes.values()) + views
 
     def resize(self, run_h: int, run_w: int) -> None:
-        """Allocate the activation buffers and image views and plan the dispatches for one run size.
-        On failure nothing of the new size is kept, nor the old size's buffers (run_size is None)."""
+        """Allocate the activation buffers and image views and plan the dispatches for one run size
+        (with kernels="auto", choosing the kernels for it first). On failure nothing of the new
+        size is kept, nor the old size's buffers (run_size is None)."""
         self._check_live()
         if self.run_size == (run_h, run_w):
             return
-        layout = self._layout(run_h, run_w)
+        # Limits first: a size the device cannot run is refused before any tuning.
+        self._layout(run_h, run_w, self._choices_at(run_h, run_w, measure=False))
+        self.release_activations()
+        choices = self._choices_at(run_h, run_w, measure=True)
+        layout = self._layout(run_h, run_w, choices)
         for d in layout.plan:
             d.program = self.programs.get(d.shader, d.defines, d.layer)
-        self.release_activations()
         try:
+            self.choices = dict(choices)
+            self._sync_weight_forms()
             for name, nbytes in layout.buffer_bytes.items():
                 with allocating(self.ctx, f"the activation buffer of tensor {name!r} ({nbytes} bytes)"):
                     self.buffers[name] = self.ctx.buffer(reserve=nbytes)
             for name, shape in layout.view_shapes.items():
-                # Zeroed once: refreshes write only the interior, the border stays zero.
-                zeros = bytes(shape[0] * shape[1] * shape[2] * self.texel_bytes)
                 with allocating(self.ctx, f"the image view of tensor {name!r} ({shape[0]}x{shape[1]}, "
-                                          f"{shape[2]} layers, {len(zeros)} bytes)"):
-                    self.views[name] = self.ctx.texture_array(shape, 4, zeros, dtype="f2" if self.fp16 else "f4")
+                                          f"{shape[2]} layers, {shape[0] * shape[1] * shape[2] * self.texel_bytes} "
+                                          "bytes)"):
+                    self.views[name] = image_view(self.ctx, shape, self.fp16)
         except BaseException:
             self.release_activations()
             raise
         # A view is refreshed after the last dispatch that writes its tensor.
-        last_writer = {d.bindings[ops.BIND_DESTINATION]: i for i, d in enumerate(layout.plan)}
+        last_writer = {d.bindings[BIND_DESTINATION]: i for i, d in enumerate(layout.plan)}
         self._refresh_after = {}
         for name in layout.view_shapes:
             if name in last_writer:
@@ -245,25 +281,16 @@ class GLNetwork:
         timed = profile is not None or dispatch_seconds is not None
         clock = time.perf_counter
         if start == 0 and fmt.INPUT_TENSOR in self.views:
-            self.ctx.memory_barrier(_AFTER_DISPATCH)         # the input may come from a compute pass
+            self.ctx.memory_barrier(AFTER_DISPATCH)         # the input may come from a compute pass
             self._refresh_view(fmt.INPUT_TENSOR)
         for index in range(start, stop):
             d = self.dispatches[index]
             if timed:
                 self.ctx.finish()
                 started = clock()
-            for binding, source in d.bindings.items():
-                buffer = self.weights[source] if isinstance(source, tuple) else self.buffers[source]
-                buffer.bind_to_storage_buffer(binding)
-            for unit, source in d.images.items():
-                image = self.weight_images[source] if isinstance(source, tuple) else self.views[source]
-                image.bind_to_image(unit, read=True, write=False)
-            for name, value in d.uniforms.items():
-                if name in d.program:
-                    d.program[name] = value
-            d.program.run(*d.groups)
+            run_dispatch(d, self._storage, self._images)
             # The next dispatch reads what this one wrote.
-            self.ctx.memory_barrier(_AFTER_DISPATCH)
+            self.ctx.memory_barrier(AFTER_DISPATCH)
             for name in self._refresh_after.get(index, ()):
                 self._refresh_view(name)
             if timed:
@@ -275,23 +302,24 @@ class GLNetwork:
                     dispatch_seconds.append(seconds)
 
     def _refresh_view(self, name: str) -> None:
-        w, h = self.sizes[name]
-        border = self.view_border
-        self.views[name].write(self.buffers[name], viewport=(border, border, 0, w, h, self.views[name].layers))
+        refresh_view(self.views[name], self.buffers[name], self.sizes[name], self.view_border)
 
     # --- host transfers (arrays in / out, tests) --------------------------------
 
     def write_tensor(self, name: str, lanes: np.ndarray) -> None:
-        """lanes (4 * slices, H, W) float32 -> the tensor's buffer."""
+        """lanes (4 * slices, H, W) float32 -> the tensor's buffer (and its image view)."""
         texels = np.ascontiguousarray(np.transpose(lanes.reshape(-1, 4, *lanes.shape[1:]), (0, 2, 3, 1)))
         data = texels.astype(np.float16 if self.fp16 else np.float32)
         self.buffers[name].write(data.tobytes())
+        if name in self.views:
+            self._refresh_view(name)
 
     def read_tensor(self, name: str) -> np.ndarray:
         """The tensor's buffer -> lanes (4 * slices, H, W) float32."""
         w, h = self.sizes[name]
         slices = self.model.graph.tensors[name].slices
         dtype = np.float16 if self.fp16 else np.float32
+        self.ctx.memory_barrier(BEFORE_HOST_READ)
         texels = np.frombuffer(self.buffers[name].read(size=slices * h * w * self.texel_bytes), dtype)
         texels = texels.reshape(slices, h, w, 4).astype(np.float32)
         return np.transpose(texels, (0, 3, 1, 2)).reshape(slices * 4, h, w)

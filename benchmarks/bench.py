@@ -37,8 +37,9 @@ QUICK_NAIVE_DEPTH = 2             # --quick times gl-naive on one cell only: dep
 WHOLE_FRAME_NGF = 16
 # bench_runners.BACKENDS, named here so that building the CLI's parser imports no GL
 # (tests/test_bench.py checks the two agree).
-BACKEND_NAMES = ("gl-naive", "gl-opt", "gl-opt-fp16", "torch-cpu", "torch-cpu+copies", "torch-cuda",
-                 "torch-cuda+copies", "torch-cuda-fp16", "torch-cuda-fp16+copies")
+BACKEND_NAMES = ("gl-naive", "gl-tiled", "gl-blocked", "gl-cooperative", "gl-opt", "gl-opt-fp16", "gl-auto",
+                 "gl-auto-fp16", "torch-cpu", "torch-cpu+copies", "torch-cuda", "torch-cuda+copies", "torch-cuda-fp16",
+                 "torch-cuda-fp16+copies")
 
 
 def _ints(text: str) -> list[int]:
@@ -78,8 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=_sizes, nargs="+", metavar="WxH",
                    help="frames: WxH, 256 (square), 720p, 1080p, 4k (default 256 720p 1080p 4k)")
     p.add_argument("--backends", nargs="+", metavar="NAME",
-                   help=f"any of: {' '.join(BACKEND_NAMES)} (default: the GL three, torch-cpu, and the four torch-cuda "
-                        "ones where CUDA is available)")
+                   help=f"any of: {' '.join(BACKEND_NAMES)} (default: gl-naive, gl-opt, gl-opt-fp16, gl-auto, "
+                        "torch-cpu, and the four torch-cuda ones where CUDA is available). gl-<variant>: that kernel "
+                        "variant everywhere it applies; gl-opt: the static choice; gl-auto: kernels measured per "
+                        "layer (tuned outside the timed runs, fully unless $POSTFX_TUNING_BUDGET_S is set)")
     p.add_argument("--repeat", type=int, metavar="N", help="timed runs per cell (default 5)")
     p.add_argument("--warmup", type=int, metavar="N", help="untimed runs per cell after the first (default 2)")
     p.add_argument("--max-seconds-per-cell", type=float, default=10.0, metavar="S",
@@ -143,7 +146,7 @@ def _backends(args) -> list[str]:
         return list(dict.fromkeys(names))
     if args.quick:
         return list(QUICK["backends"])
-    names = ["gl-naive", "gl-opt", "gl-opt-fp16"]
+    names = ["gl-naive", "gl-opt", "gl-opt-fp16", "gl-auto"]
     torch = torch_or_none()
     if torch is not None:
         names.append("torch-cpu")

@@ -38,7 +38,7 @@ CELL_FIELDS = (
     "depth", "ngf", "width", "height", "run_width", "run_height", "macs_per_pixel", "gflop_per_frame",
     "status", "skip_reason", "first_run_ms", "warmup_runs", "runs", "times_ms",
     "min_ms", "median_ms", "max_ms", "fps", "gflops", "gflops_best", "ceiling_gflops", "ceiling_fraction",
-    "device_timer_median_ms",
+    "device_timer_median_ms", "tuning_s", "kernel_choices",
 )
 WHOLE_FRAME_FIELDS = (
     "kind", "depth", "ngf", "width", "height", "kernels", "precision", "status", "skip_reason",
@@ -244,6 +244,10 @@ class Grid:
         except runners.Skip as e:
             _skip(cell, str(e))
             return None
+        if backend.family == "gl":
+            # What ran: kernels="auto" tuned (or read its cache) while the runner was built.
+            cell["tuning_s"] = runner.tuning_seconds
+            cell["kernel_choices"] = {layer: str(choice) for layer, choice in runner.network.choices.items()}
         estimate = self.estimate_seconds(backend, model, depth, ngf, cell["gflop_per_frame"])
         if estimate is not None and estimate[0] > ESTIMATE_MARGIN * limit:
             runner.release()

@@ -11,6 +11,7 @@ frame per run(), timed by wall clock after the work is waited for.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -27,6 +28,7 @@ from postfx import model_format as fmt  # noqa: E402
 from postfx import reference  # noqa: E402
 from postfx.errors import DeviceLimitError, FrameTooLarge  # noqa: E402
 from postfx.gl.network import GLNetwork  # noqa: E402
+from postfx.gl.tuner import Tuner  # noqa: E402
 
 COPIES = ("GL -> host: the network input, an RGBA32F texture of the run size (the RGBD frame, 16 B / pixel), "
           "read into a host buffer (pinned on CUDA); host -> device: one copy (none on CPU, where torch wraps "
@@ -39,7 +41,7 @@ COPIES = ("GL -> host: the network input, an RGBA32F texture of the run size (th
 class Backend:
     name: str
     family: str                 # "gl" or "torch"
-    kernels: str = ""           # GL: "naive" or "optimized"
+    kernels: str = ""           # GL: a kernels= value of GLNetwork ("naive", "blocked", "auto", ...)
     fp16: bool = False          # GL: fp16 activation storage (fp32 arithmetic); torch: fp16 weights + activations
     device: str = "gl"          # torch: "cpu" or "cuda"
     copies: bool = False        # torch: count the GL <-> torch copies
@@ -53,8 +55,13 @@ class Backend:
 
 BACKENDS = {b.name: b for b in (
     Backend("gl-naive", "gl", kernels="naive"),
+    Backend("gl-tiled", "gl", kernels="tiled"),
+    Backend("gl-blocked", "gl", kernels="blocked"),
+    Backend("gl-cooperative", "gl", kernels="cooperative"),
     Backend("gl-opt", "gl", kernels="optimized"),
     Backend("gl-opt-fp16", "gl", kernels="optimized", fp16=True),
+    Backend("gl-auto", "gl", kernels="auto"),
+    Backend("gl-auto-fp16", "gl", kernels="auto", fp16=True),
     Backend("torch-cpu", "torch", device="cpu"),
     Backend("torch-cpu+copies", "torch", device="cpu", copies=True),
     Backend("torch-cuda", "torch", device="cuda"),
@@ -62,7 +69,8 @@ BACKENDS = {b.name: b for b in (
     Backend("torch-cuda-fp16", "torch", device="cuda", fp16=True),
     Backend("torch-cuda-fp16+copies", "torch", device="cuda", fp16=True, copies=True),
 )}
-GL_BACKENDS = ("gl-naive", "gl-opt", "gl-opt-fp16")
+GL_BACKENDS = ("gl-naive", "gl-tiled", "gl-blocked", "gl-cooperative", "gl-opt", "gl-opt-fp16", "gl-auto",
+               "gl-auto-fp16")
 CUDA_BACKENDS = ("torch-cuda", "torch-cuda+copies", "torch-cuda-fp16", "torch-cuda-fp16+copies")
 
 
@@ -145,9 +153,18 @@ class GLRunner:
                  timer_query):
         self.ctx, self.timer_query = ctx, timer_query
         self.network = None
+        # "auto" tunes fully at its first size (outside the timed runs) unless the environment
+        # sets a tuning budget (the test suite sets 0); the tuning time is reported.
+        tuner = None
+        if backend.kernels == "auto":
+            tuner = Tuner(budget_s=None if "POSTFX_TUNING_BUDGET_S" in os.environ else math.inf)
+        self.tuning_seconds = 0.0
         try:
-            self.network = GLNetwork(ctx, model, kernels=backend.kernels, fp16=backend.fp16, programs=programs)
+            self.network = GLNetwork(ctx, model, kernels=backend.kernels, fp16=backend.fp16, programs=programs,
+                                     tuner=tuner)
+            started = time.perf_counter()
             self.network.resize(run_h, run_w)
+            self.tuning_seconds = time.perf_counter() - started
             # (4, H, W) lanes of the RGBD frame -> the input buffer, (1, H, W) vec4 texels
             self.network.write_tensor(fmt.INPUT_TENSOR, reference.to_lanes(frame))
         except (FrameTooLarge, DeviceLimitError, moderngl.Error) as e:

@@ -16,10 +16,8 @@ from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, texture_internal_format
 from .model_file import Model, load
 
-GL_RGBA8, GL_RGBA16F, GL_RGBA32F = 0x8058, 0x881A, 0x8814
-# moderngl dtype of a 4-component colour texture -> (COLOR_FORMAT knob, image format)
-_COLOR_FORMATS = {"f1": (0, GL_RGBA8), "f2": (1, GL_RGBA16F), "f4": (2, GL_RGBA32F)}
-COLOR_FORMAT_SRGB = 3       # sampled, not read as an image (see shaders/frame_io.glsl)
+GL_RGBA8 = 0x8058
+COLOR_DTYPES = ("f1", "f2", "f4")       # moderngl dtypes of RGBA8 / SRGB8_ALPHA8, RGBA16F, RGBA32F
 MIN_INTERNAL_SCALE = 1 / 16
 
 
@@ -245,16 +243,15 @@ class PostFX:
 
     # --- the frame -------------------------------------------------------------------
 
-    def _color_format(self, color_tex) -> tuple[int, int]:
+    def _color_is_linear(self, color_tex) -> bool:
+        """Whether fetching the colour texture gives linear values (shaders/frame_io.glsl)."""
         if not isinstance(color_tex, moderngl.Texture):
             raise InputError(f"color_tex must be a moderngl.Texture, got {type(color_tex).__name__}")
-        if color_tex.components != 4 or color_tex.dtype not in _COLOR_FORMATS or color_tex.samples:
+        if color_tex.components != 4 or color_tex.dtype not in COLOR_DTYPES or color_tex.samples:
             raise InputError(f"color_tex must be a single-sample RGBA texture (RGBA8, SRGB8_ALPHA8, RGBA16F or "
                              f"RGBA32F); got {color_tex.components} components of {color_tex.dtype!r}"
                              f"{', multisampled: resolve it first' if color_tex.samples else ''}")
-        if color_tex.dtype == "f1" and texture_internal_format(self.ctx, color_tex) in SRGB_FORMATS:
-            return COLOR_FORMAT_SRGB, 0
-        return _COLOR_FORMATS[color_tex.dtype]
+        return color_tex.dtype != "f1" or texture_internal_format(self.ctx, color_tex) in SRGB_FORMATS
 
     def _depth_defines(self, depth_tex, color_size, near, far, reversed_z) -> dict:
         if not self.model.uses_depth:
@@ -292,7 +289,7 @@ class PostFX:
         self._check_live()
         if isinstance(color_tex, moderngl.Texture):
             _check_not_empty(*color_tex.size)      # C5: before any GL call, the buffers kept as they are
-        color_format, image_format = self._color_format(color_tex)
+        color_linear = self._color_is_linear(color_tex)
         depth = self._depth_defines(depth_tex, color_tex.size, near, far, reversed_z)
         width, height = color_tex.size
         if target is not None and not isinstance(target, (moderngl.Framebuffer, moderngl.Texture)):
@@ -314,8 +311,8 @@ class PostFX:
 
         # Only at a run's start: later steps of a sliced run may still read the input.
         if start == 0:
-            pack = self._programs.get("pack_input.comp", dict(depth, COLOR_FORMAT=color_format, STORAGE_FP16=fp16))
-            self._bind_color(pack, color_tex, color_format, image_format)
+            pack = self._programs.get("pack_input.comp", pack_defines(depth, color_linear, fp16))
+            self._bind_color(pack, color_tex)
             if depth["USE_DEPTH"]:
                 depth_tex.use(1)
                 self._depth_sampler.use(1)
@@ -337,34 +334,32 @@ class PostFX:
             if self._frame_budget_ms is not None:
                 self._next_step = (self._next_step + 1) % len(self._schedule)
 
-        out_tex = target if isinstance(target, moderngl.Texture) else self._output
-        present = self._programs.get("present.comp", {"COLOR_FORMAT": color_format, "STORAGE_FP16": fp16})
-        self._bind_color(present, color_tex, color_format, image_format)
-        out_tex.bind_to_image(1, read=False, write=True, format=GL_RGBA8)
+        present = self._programs.get("present.comp", present_defines(color_linear, fp16))
+        self._bind_color(present, color_tex)
+        self._output.bind_to_image(1, read=False, write=True, format=GL_RGBA8)
         self._network.views[self.model.graph.output].bind_to_image(2, read=True, write=False)
         _set(present, value_range=self.model.output_range, strength=self._strength,
              view_border=self._network.view_border, **common)
         present.run(-(-width // 8), -(-height // 8), 1)
-        if color_format == COLOR_FORMAT_SRGB:
-            self._color_sampler.clear(0)     # a bound sampler would override the caller's texture state
+        self._color_sampler.clear(0)     # a bound sampler would override the caller's texture state
         # Whoever reads the output next may sample it, blit it or read it back.
         self.ctx.memory_barrier(moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.FRAMEBUFFER_BARRIER_BIT
                                 | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
-        if isinstance(target, moderngl.Framebuffer):
-            self._blit_to(target)
-            return None
-        return None if target is not None else self._output
+        if target is None:
+            return self._output
+        # A caller's texture is copied into, not written as an image: image stores into a
+        # texture its own filters make incomplete (a mipmap filter, no mipmaps) are dropped.
+        self._copy_to(target)
+        return None
 
-    def _bind_color(self, program, color_tex, color_format, image_format) -> None:
-        if color_format == COLOR_FORMAT_SRGB:
-            color_tex.use(0)
-            self._color_sampler.use(0)
-            _set(program, color_texture=0)
-        else:
-            color_tex.bind_to_image(0, read=True, write=False, format=image_format)
+    def _bind_color(self, program, color_tex) -> None:
+        color_tex.use(0)
+        self._color_sampler.use(0)          # NEAREST: complete whatever the texture's own filters
+        _set(program, color_texture=0)
 
-    def _blit_to(self, target: moderngl.Framebuffer) -> None:
-        # A blit obeys the scissor test; the caller's scissor must not crop our output.
+    def _copy_to(self, target) -> None:
+        """The output into the caller's framebuffer (a blit) or texture (level 0). A blit
+        obeys the scissor test; the caller's scissor must not crop our output."""
         scissor = self.ctx.scissor
         self.ctx.scissor = None
         try:
@@ -410,6 +405,17 @@ class PostFX:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+def pack_defines(depth_defines: dict, color_linear: bool, fp16: bool) -> dict:
+    """The knobs of shaders/pack_input.comp for a frame: depth (PostFX._depth_defines),
+    the colour's encoding, the storage precision."""
+    return dict(depth_defines, COLOR_LINEAR=int(color_linear), STORAGE_FP16=int(fp16))
+
+
+def present_defines(color_linear: bool, fp16: bool) -> dict:
+    """The knobs of shaders/present.comp."""
+    return {"COLOR_LINEAR": int(color_linear), "STORAGE_FP16": int(fp16)}
 
 
 def _tuner(kernels: str, budget_s: float | None):

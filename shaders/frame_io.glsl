@@ -1,20 +1,17 @@
 // Reading the caller's colour texture, shared by pack_input.comp and present.comp.
-// Colour is read as an image (exact texels, none of the caller's sampler state
-// involved), except sRGB textures, which image units cannot read.
+//
+// Colour is read with texelFetch through a sampler object with NEAREST filters
+// that postfx binds over the caller's texture state: a texture whose own min
+// filter asks for mipmaps it does not have is incomplete, and an incomplete
+// texture reads as zero on conforming drivers -- through an image unit too,
+// where no sampler object can make it complete. texelFetch takes exact texels;
+// the sampler only settles completeness.
 
-#ifndef COLOR_FORMAT
-#define COLOR_FORMAT 0        // 0 rgba8 (stored values are sRGB-encoded), 1 rgba16f, 2 rgba32f (linear),
-#endif                        // 3 an sRGB texture (sampling decodes to linear, so it is encoded again)
+#ifndef COLOR_LINEAR
+#define COLOR_LINEAR 0        // 0: the fetched values are sRGB-encoded (RGBA8); 1: they are linear
+#endif                        // (RGBA16F / RGBA32F, or SRGB8_ALPHA8, which fetching decodes)
 
-#if COLOR_FORMAT == 0
-layout(rgba8, binding = 0) readonly uniform image2D color_image;
-#elif COLOR_FORMAT == 1
-layout(rgba16f, binding = 0) readonly uniform image2D color_image;
-#elif COLOR_FORMAT == 2
-layout(rgba32f, binding = 0) readonly uniform image2D color_image;
-#else
 uniform sampler2D color_texture;
-#endif
 
 vec3 srgb_encode(vec3 linear) {
     linear = clamp(linear, 0.0, 1.0);
@@ -23,11 +20,10 @@ vec3 srgb_encode(vec3 linear) {
 
 // The frame's colour at a texel, sRGB-encoded, as the network was trained on.
 vec3 frame_color(ivec2 texel) {
-#if COLOR_FORMAT == 3
-    return srgb_encode(texelFetch(color_texture, texel, 0).rgb);
-#elif COLOR_FORMAT == 0
-    return imageLoad(color_image, texel).rgb;
+    vec3 c = texelFetch(color_texture, texel, 0).rgb;
+#if COLOR_LINEAR
+    return srgb_encode(c);
 #else
-    return srgb_encode(imageLoad(color_image, texel).rgb);
+    return c;
 #endif
 }

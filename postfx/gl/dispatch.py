@@ -109,6 +109,12 @@ def check_limits(d: Dispatch, limits: DeviceLimits) -> None:
                                f"{limits.renderer}; use kernels='naive' or 'blocked'")
 
 
+def tensor_sizes(graph: fmt.Graph, run_h: int, run_w: int) -> dict:
+    """Tensor name -> (W, H) at a run size."""
+    return {name: (run_w * info.scale[0] // info.scale[1], run_h * info.scale[0] // info.scale[1])
+            for name, info in graph.tensors.items()}
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 

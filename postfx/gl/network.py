@@ -21,7 +21,7 @@ from ..model_file import Model
 from . import ops
 from .context import allocating, is_live, renderer, require_compute
 from .conv_kernels import KERNEL_CHOICES, KernelChoice, static_choice, variants_of
-from .dispatch import BIND_DESTINATION, DeviceLimits, check_limits
+from .dispatch import BIND_DESTINATION, DeviceLimits, check_limits, tensor_sizes
 from .norm_kernels import norm_scratch_bytes
 from .programs import ProgramCache
 from .resources import (AFTER_DISPATCH, BEFORE_HOST_READ, image_view, refresh_view, run_dispatch, weight_buffer,
@@ -49,15 +49,6 @@ def weight_bytes(model: Model, kernels: str, limits: DeviceLimits) -> int:
             total += as_image if reads_image else as_buffer
         total += 4 * bias.size
     return total
-
-
-def tensor_sizes(model: Model, run_h: int, run_w: int) -> dict:
-    """Tensor name -> (W, H) at a run size."""
-    sizes = {}
-    for name, info in model.graph.tensors.items():
-        num, den = info.scale
-        sizes[name] = (run_w * num // den, run_h * num // den)
-    return sizes
 
 
 class _Layout(NamedTuple):
@@ -157,7 +148,7 @@ class GLNetwork:
 
     def _compile(self) -> None:
         """Compile every layer's program up front: shaders do not depend on the frame size."""
-        sizes = tensor_sizes(self.model, self.model.pad_multiple, self.model.pad_multiple)
+        sizes = tensor_sizes(self.model.graph, self.model.pad_multiple, self.model.pad_multiple)
         for d in self._plan(sizes, self.choices):
             check_limits(d, self.limits)
             self.programs.get(d.shader, d.defines, d.layer)
@@ -174,7 +165,7 @@ class GLNetwork:
     def _layout(self, run_h: int, run_w: int, choices: dict) -> "_Layout":
         """Everything resize() allocates at one run size with these kernels, checked
         against the device's limits (FrameTooLarge) without allocating anything."""
-        sizes = tensor_sizes(self.model, run_h, run_w)
+        sizes = tensor_sizes(self.model.graph, run_h, run_w)
         plan = self._plan(sizes, choices)
         graph = self.model.graph
         buffer_bytes = {name: max(16, graph.tensors[name].slices * w * h * self.texel_bytes)

@@ -39,7 +39,7 @@ from .conv_kernels import (
     static_choice,
     variants_of,
 )
-from .dispatch import check_limits
+from .dispatch import check_limits, tensor_sizes
 from .kernel_cache import KernelCache
 from .resources import (
     AFTER_DISPATCH,
@@ -224,8 +224,7 @@ class Tuner:
 
     def known_choices(self, network, run_h: int, run_w: int) -> dict:
         """The choices at a run size from the cache, static where it knows none; times nothing."""
-        from .network import tensor_sizes
-        sizes = tensor_sizes(network.model, run_h, run_w)
+        sizes = tensor_sizes(network.model.graph, run_h, run_w)
         out = {}
         for layer in network.model.graph.layers:
             if layer.op in fmt.CONV_OPS:
@@ -234,8 +233,7 @@ class Tuner:
         return out
 
     def choose(self, network, run_h: int, run_w: int) -> dict:
-        from .network import tensor_sizes
-        sizes = tensor_sizes(network.model, run_h, run_w)
+        sizes = tensor_sizes(network.model.graph, run_h, run_w)
         graph, limits = network.model.graph, network.limits
         deadline = time.perf_counter() + self.budget_s
         choices, self.reports = {}, []

@@ -109,7 +109,7 @@ def validate(batch: list[Path]) -> dict[Path, str]:
 
 
 @pytest.mark.skipif(GLSLANG is None, reason="glslangValidator is not installed (scripts/install.sh dev installs it)")
-def test_every_program_validates_with_the_reference_compiler(gl_ctx, monkeypatch, capsys):
+def test_C19_every_program_validates_with_the_reference_compiler(gl_ctx, monkeypatch, capsys):
     programs_to_check = sorted(all_programs(gl_ctx, monkeypatch))
     with tempfile.TemporaryDirectory(prefix="postfx-glslang-") as folder:
         files = {}
@@ -129,7 +129,7 @@ def test_every_program_validates_with_the_reference_compiler(gl_ctx, monkeypatch
     assert not failures, f"{len(failures)} of {len(files)} programs refused by glslangValidator; first ones:\n{report}"
 
 
-def test_what_a_real_build_compiles_is_in_the_catalogue(gl_ctx, monkeypatch):
+def test_C19_what_a_real_build_compiles_is_in_the_catalogue(gl_ctx, monkeypatch):
     """The catalogue is what the runtime plans, not a copy that could drift: every
     program a PostFX build and frame compiles here (each variant, fp16 too) is in it."""
     import numpy as np

@@ -364,7 +364,8 @@ class CooperativeConv(ConvKernel):
         for group_x, group_y, slices, pixels in self.shapes:
             knobs = {"GROUP_X": group_x, "GROUP_Y": group_y, "BLOCK_PIXELS": pixels,
                      "BLOCK_SLICES": largest_divisor(shape.out_slices, slices)}
-            if (group_x * group_y <= limits.max_work_group_invocations
+            accumulators = self.accumulators_per_block * knobs["BLOCK_SLICES"] * pixels
+            if (group_x * group_y <= limits.max_work_group_invocations and accumulators <= MAX_ACCUMULATORS
                     and self.chunk_slices(layer, graph, limits, knobs) >= 1):
                 space.append(knobs)
         return _deduplicated(space)

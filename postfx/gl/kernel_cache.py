@@ -44,7 +44,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "postfx"
 
 
-def _entries_checksum(entries: dict) -> str:
+def entries_checksum(entries: dict) -> str:
     canonical = json.dumps(entries, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -87,7 +87,7 @@ class KernelCache:
         if not isinstance(entries, dict) or not all(_valid_entry(e) for e in entries.values()):
             return self._ignore("its entries are malformed")
         try:
-            intact = doc.get("sha256") == _entries_checksum(entries)
+            intact = doc.get("sha256") == entries_checksum(entries)
         except ValueError:              # NaN / Infinity in an entry
             intact = False
         if not intact:
@@ -125,7 +125,7 @@ class KernelCache:
             return
         merged = {} if self.rewrite else KernelCache._quiet_read(self.path)
         merged.update(self._added)
-        doc = {"format": FORMAT, "version": VERSION, "entries": merged, "sha256": _entries_checksum(merged)}
+        doc = {"format": FORMAT, "version": VERSION, "entries": merged, "sha256": entries_checksum(merged)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
         self.entries, self._added, self.rewrite = merged, {}, False

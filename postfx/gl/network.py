@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import ChainMap
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import moderngl
@@ -20,7 +21,7 @@ from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
 from ..model_file import Model
 from . import ops
 from .context import allocating, is_live, renderer, require_compute
-from .conv_kernels import KERNEL_CHOICES, KernelChoice, static_choice, variants_of
+from .conv_kernels import KERNEL_CHOICES, KernelChoice, is_valid_choice, static_choice, variants_of
 from .dispatch import BIND_DESTINATION, DeviceLimits, check_limits, tensor_sizes
 from .norm_kernels import norm_scratch_bytes
 from .programs import ProgramCache
@@ -63,15 +64,21 @@ class _Layout(NamedTuple):
 class GLNetwork:
     """A model's layers as compute dispatches in one moderngl context."""
 
-    def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: str = "auto",
+    def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: "str | Mapping" = "auto",
                  fp16: bool = False, programs: ProgramCache | None = None, output_view: bool = False,
                  tuner=None):
-        """output_view: also keep an image view of the output tensor, refreshed after
+        """kernels: "auto" (measured per run size), "optimized" (the static choice), a
+        variant name, or a mapping layer name -> KernelChoice that pins those layers
+        (the others take the static choice; parity tests run every tunable this way).
+        output_view: also keep an image view of the output tensor, refreshed after
         the last layer, for a consumer that reads it as an image (PostFX's present).
         tuner: what chooses the kernels with kernels="auto" (tuner.Tuner; by default
         one with the default budget and the user's cache file)."""
         require_compute(ctx)
-        if kernels not in KERNEL_CHOICES:
+        pinned = dict(kernels) if isinstance(kernels, Mapping) else {}
+        if pinned:
+            kernels = "pinned"
+        elif kernels not in KERNEL_CHOICES:
             raise ValueError(f"kernels must be one of {list(KERNEL_CHOICES)}, got {kernels!r}")
         self.ctx, self.model, self.kernels, self.fp16 = ctx, model, kernels, bool(fp16)
         self.output_view = bool(output_view)
@@ -86,9 +93,14 @@ class GLNetwork:
         self.programs = ProgramCache(ctx) if programs is None else programs
         self._owns_programs = programs is None
         # The kernel of each conv layer: fixed unless kernels="auto", which chooses per run size.
+        conv_layers = {layer.name: layer for layer in model.graph.layers if layer.op in fmt.CONV_OPS}
         self.choices: dict[str, KernelChoice] = {
-            layer.name: static_choice(layer, model.graph, kernels, self.limits)
-            for layer in model.graph.layers if layer.op in fmt.CONV_OPS}
+            name: static_choice(layer, model.graph, "optimized" if pinned else kernels, self.limits)
+            for name, layer in conv_layers.items()}
+        for name, choice in pinned.items():
+            if name not in conv_layers or not is_valid_choice(choice, conv_layers[name], model.graph, self.limits):
+                raise ValueError(f"kernels: {choice} is not a kernel conv layer {name!r} can run here")
+            self.choices[name] = choice
         self.run_size: tuple[int, int] | None = None          # (H, W) the buffers are allocated for
         self.sizes: dict = {}                                  # tensor name -> (W, H) at run size
         self.buffers: dict[str, moderngl.Buffer] = {}          # tensor name -> (slices, H, W) texels;

@@ -126,7 +126,7 @@ def _cmd_tune(args) -> int:
     import math
     import time
     from .gl.kernel_cache import KernelCache
-    from .gl.report import kernel_lines
+    from .gl.report import kernel_lines, shown_path
     from .gl.tuner import Tuner
     from .model_file import load
     if args.budget is not None and not args.budget >= 0:
@@ -142,7 +142,7 @@ def _cmd_tune(args) -> int:
     finally:
         network.release()
     lines.append(f"{tuner.timed_runs} timed runs in {time.perf_counter() - started:.1f} s; "
-                 f"choices kept in {cache.path}")
+                 f"choices kept in {shown_path(cache.path)}")
     print(_printable("\n".join(lines)))
     return 0
 

@@ -2,10 +2,16 @@
 # Installs what postfx needs on a fresh Debian/Ubuntu machine: Mesa (EGL + llvmpipe for
 # headless GL), Xvfb for window tests, then the package itself. Usage:
 #   bash scripts/install.sh            runtime only
-#   bash scripts/install.sh dev        + torch (CPU), training, ONNX and test extras
+#   bash scripts/install.sh dev        + torch (CPU), training, ONNX and test extras, and the
+#                                      test suite's judges: the Khronos reference GLSL compiler
+#                                      (glslang-tools) and a second GL driver, zink over
+#                                      lavapipe (mesa-vulkan-drivers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 debs=(libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0 xvfb xauth libxtst6)
+if [ "${1:-}" = dev ]; then
+  debs+=(glslang-tools mesa-vulkan-drivers)
+fi
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if [ ${#missing[@]} -gt 0 ]; then

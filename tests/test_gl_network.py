@@ -92,6 +92,8 @@ CASES = [
     (2, 8, "batch", (61, 97), "optimized", True),
     (3, 16, "none", (61, 97), "optimized", False),
     (3, 16, "none", (61, 97), "tiled", True),
+    (3, 16, "none", (61, 97), "cooperative", False),
+    (4, 16, "batch", (256, 256), "cooperative", True),
     (4, 8, "batch", (256, 256), "optimized", False),
     (4, 16, "batch", (256, 256), "naive", False),
     (4, 16, "batch", (256, 256), "optimized", True),

@@ -3,6 +3,8 @@ and extensions that matter to postfx, the EGL devices, and the kernel of each
 conv layer of a model at a frame size (tuned, cached or static)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from .. import model_format as fmt
 from .context import is_software
 from .dispatch import query_shared_memory_size
@@ -21,6 +23,15 @@ EXTENSIONS = {
     "GL_ARB_shader_image_load_formatted": "image loads without a format qualifier",
     "GL_KHR_robustness": "context-loss reporting",
 }
+
+
+def shown_path(path) -> str:
+    """A path as the user would type it here: relative when under the working folder
+    (so a log kept with results names no machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def gl_lines(ctx) -> list[str]:
@@ -43,7 +54,7 @@ def gl_lines(ctx) -> list[str]:
     for name, why in EXTENSIONS.items():
         lines.append(f"  {name:<{width}}  {'yes' if name in ctx.extensions else 'no ':3}  {why}")
     cache = KernelCache()
-    lines += ["", f"kernel cache: {cache.path} ({len(cache.entries)} choices)"]
+    lines += ["", f"kernel cache: {shown_path(cache.path)} ({len(cache.entries)} choices)"]
     return lines
 
 

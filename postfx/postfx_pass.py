@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 
 import moderngl
 
@@ -13,7 +14,7 @@ from .gl.context import allocating, is_live, renderer, require_compute
 from .gl.network import GLNetwork, weight_bytes
 from .gl.dispatch import DeviceLimits
 from .gl.programs import ProgramCache
-from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, texture_internal_format
+from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, ScissorOff, texture_internal_format
 from .model_file import Model, load
 
 GL_RGBA8 = 0x8058
@@ -60,6 +61,9 @@ class PostFX:
         self._network = None
         self._output = None              # RGBA8 texture at frame size
         self._output_fbo = None
+        # A caller's target texture wrapped in a framebuffer to blit into, kept while the
+        # target stays the same: (weak reference to the texture, its framebuffer).
+        self._target_fbo: tuple | None = None
         self._frame_size = None          # (W, H)
         self._scaled_size = None         # (W, H) the network sees
         # Time slicing (frame_budget_ms): per-dispatch seconds measured at one size, the
@@ -347,9 +351,10 @@ class PostFX:
                                 | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
         if target is None:
             return self._output
-        # A caller's texture is copied into, not written as an image: image stores into a
-        # texture its own filters make incomplete (a mipmap filter, no mipmaps) are dropped.
-        self._copy_to(target)
+        # A caller's texture is blitted into, not written as an image: image stores into a
+        # texture its own filters make incomplete (a mipmap filter, no mipmaps) are dropped,
+        # and a framebuffer attachment needs no completeness.
+        self._copy_to(self._framebuffer_of(target) if isinstance(target, moderngl.Texture) else target)
         return None
 
     def _bind_color(self, program, color_tex) -> None:
@@ -357,15 +362,27 @@ class PostFX:
         self._color_sampler.use(0)          # NEAREST: complete whatever the texture's own filters
         _set(program, color_texture=0)
 
-    def _copy_to(self, target) -> None:
-        """The output into the caller's framebuffer (a blit) or texture (level 0). A blit
-        obeys the scissor test; the caller's scissor must not crop our output."""
-        scissor = self.ctx.scissor
-        self.ctx.scissor = None
-        try:
+    def _framebuffer_of(self, texture: moderngl.Texture) -> moderngl.Framebuffer:
+        """A framebuffer with the caller's texture (level 0) attached, made when the target
+        changes and kept for the next frames (a caller alternating targets pays one each time)."""
+        if self._target_fbo is not None and self._target_fbo[0]() is texture:
+            return self._target_fbo[1]
+        self._release_target_fbo()
+        with allocating(self.ctx, "a framebuffer for the target texture"):
+            framebuffer = self.ctx.framebuffer(color_attachments=[texture])
+        self._target_fbo = (weakref.ref(texture), framebuffer)
+        return framebuffer
+
+    def _release_target_fbo(self) -> None:
+        if self._target_fbo is not None:
+            self._target_fbo[1].release()
+            self._target_fbo = None
+
+    def _copy_to(self, target: moderngl.Framebuffer) -> None:
+        """Blit the output into the caller's framebuffer. A blit obeys the scissor test;
+        the caller's scissor must neither crop our output nor change."""
+        with ScissorOff(self.ctx):
             self.ctx.copy_framebuffer(target, self._output_fbo)
-        finally:
-            self.ctx.scissor = scissor
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -376,6 +393,7 @@ class PostFX:
             raise ContextLost("the GL context of this pass was released; create a new pass in a live context")
 
     def _release_output(self) -> None:
+        self._release_target_fbo()
         if self._output_fbo is not None:
             self._output_fbo.release()
             self._output_fbo = None

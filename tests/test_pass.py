@@ -222,6 +222,30 @@ def test_C9_caller_state_does_not_change_the_output(gl_ctx, model):
     depth.release()
 
 
+def test_C9_the_gl_scissor_state_is_left_exactly_as_it_was(gl_ctx, model):
+    """Read from GL itself, not from moderngl's record: a blit into a target must leave a
+    disabled scissor test disabled (restoring moderngl's recorded box would enable it,
+    cropping the caller's later clears and draws), and an enabled one with its box."""
+    from postfx.gl.query import scissor_state
+    color, depth = gl_ctx.texture((16, 8), 4), gl_ctx.depth_texture((16, 8))
+    target = gl_ctx.texture((16, 8), 4)
+    try:
+        with PostFX(gl_ctx, model) as fx:
+            gl_ctx.scissor = None
+            before = scissor_state(gl_ctx)
+            assert not before[0]
+            for into in (target, None):
+                fx.apply(color, depth, near=1, far=10, target=into)
+                assert scissor_state(gl_ctx) == before
+            gl_ctx.scissor = (1, 2, 3, 4)
+            fx.apply(color, depth, near=1, far=10, target=target)
+            assert scissor_state(gl_ctx) == (True, (1, 2, 3, 4))
+    finally:
+        gl_ctx.scissor = None
+        for texture in (color, depth, target):
+            texture.release()
+
+
 def test_C5_zero_size_frame_is_a_clear_error_before_any_gl_call(gl_ctx, model):
     with PostFX(gl_ctx, model) as fx:
         with pytest.raises(errors.FrameTooSmall, match="0x0"):

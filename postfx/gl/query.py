@@ -23,3 +23,53 @@ def texture_internal_format(ctx, texture) -> int | None:
     value = ctypes.c_int(0)
     _PROTOTYPE(address)(texture.glo, 0, GL_TEXTURE_INTERNAL_FORMAT, ctypes.byref(value))
     return value.value
+
+
+GL_SCISSOR_TEST, GL_SCISSOR_BOX = 0x0C11, 0x0C10
+_IS_ENABLED = ctypes.CFUNCTYPE(ctypes.c_ubyte, ctypes.c_uint)
+_GET_INTEGERV = ctypes.CFUNCTYPE(None, ctypes.c_uint, ctypes.POINTER(ctypes.c_int))
+_ENABLE = ctypes.CFUNCTYPE(None, ctypes.c_uint)
+_SCISSOR = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
+
+
+def _functions(ctx, **prototypes) -> dict | None:
+    loader = getattr(getattr(ctx.mglo, "_context", None), "load", None)
+    if loader is None:
+        return None
+    addresses = {name: loader(name) for name in prototypes}
+    if not all(addresses.values()):
+        return None
+    return {name: prototypes[name](address) for name, address in addresses.items()}
+
+
+def scissor_state(ctx) -> tuple[bool, tuple[int, int, int, int]]:
+    """(scissor test enabled, scissor box) as GL holds them, not as moderngl recorded them."""
+    gl = _functions(ctx, glIsEnabled=_IS_ENABLED, glGetIntegerv=_GET_INTEGERV)
+    if gl is None:
+        raise RuntimeError("this context gives no GL function loader")
+    box = (ctypes.c_int * 4)()
+    gl["glGetIntegerv"](GL_SCISSOR_BOX, box)
+    return bool(gl["glIsEnabled"](GL_SCISSOR_TEST)), tuple(box)
+
+
+class ScissorOff:
+    """`with ScissorOff(ctx):` the scissor test disabled, then the GL scissor state (test
+    and box) put back exactly as it was. moderngl's ctx.scissor cannot do this: it reads
+    its own record of the box, and setting any box enables the test."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.gl = _functions(ctx, glEnable=_ENABLE, glDisable=_ENABLE, glScissor=_SCISSOR)
+        if self.gl is None:
+            raise RuntimeError("this context gives no GL function loader")
+
+    def __enter__(self):
+        self.enabled, self.box = scissor_state(self.ctx)
+        self.gl["glDisable"](GL_SCISSOR_TEST)
+        return self
+
+    def __exit__(self, *exc):
+        self.gl["glScissor"](*self.box)
+        if self.enabled:
+            self.gl["glEnable"](GL_SCISSOR_TEST)
+        return False

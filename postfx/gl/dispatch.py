@@ -4,12 +4,11 @@ the host and the shaders, and small grid helpers."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import sys
 from dataclasses import dataclass, field
 
 from .. import model_format as fmt
 from ..errors import DeviceLimitError
+from .query import gl_library
 
 ACTIVATION_CODES = {"none": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
 
@@ -61,11 +60,9 @@ def query_shared_memory_size() -> int | None:
     """GL_MAX_COMPUTE_SHARED_MEMORY_SIZE of the current context. moderngl's
     ctx.info leaves it out, so ask the process's GL library directly; None
     when that is not possible (the caller then plans for the spec minimum)."""
-    names = ("opengl32",) if sys.platform == "win32" else ("OpenGL", "GL")
-    paths = [path for path in map(ctypes.util.find_library, names) if path]
     try:
-        get_integer = ctypes.CDLL(paths[0]).glGetIntegerv
-    except (IndexError, OSError, AttributeError):
+        get_integer = gl_library().glGetIntegerv
+    except AttributeError:          # no library (None), or no such export
         return None
     value = ctypes.c_int(0)
     get_integer(GL_MAX_COMPUTE_SHARED_MEMORY_SIZE, ctypes.byref(value))

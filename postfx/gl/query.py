@@ -3,6 +3,9 @@ function loader (the one moderngl itself uses)."""
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import functools
+import sys
 
 GL_TEXTURE_INTERNAL_FORMAT = 0x1003
 SRGB_FORMATS = {0x8C43: "SRGB8_ALPHA8", 0x8C41: "SRGB8"}
@@ -32,14 +35,36 @@ _ENABLE = ctypes.CFUNCTYPE(None, ctypes.c_uint)
 _SCISSOR = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
+@functools.lru_cache(maxsize=1)
+def gl_library():
+    """The process's OpenGL library (glvnd's libOpenGL, libGL, opengl32), or None. Its
+    exported core functions act on whatever context is current."""
+    names = ("opengl32",) if sys.platform == "win32" else ("OpenGL", "GL")
+    for path in filter(None, map(ctypes.util.find_library, names)):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
 def _functions(ctx, **prototypes) -> dict | None:
+    """GL functions for the current context: through the context's own loader where
+    moderngl made the context (standalone), else the exports of the GL library (a
+    context moderngl attached to, e.g. a glfw window's: the functions here are GL 1.0)."""
     loader = getattr(getattr(ctx.mglo, "_context", None), "load", None)
-    if loader is None:
+    if loader is not None:
+        addresses = {name: loader(name) for name in prototypes}
+        if all(addresses.values()):
+            return {name: prototypes[name](address) for name, address in addresses.items()}
+    library = gl_library()
+    if library is None:
         return None
-    addresses = {name: loader(name) for name in prototypes}
-    if not all(addresses.values()):
+    try:
+        return {name: prototypes[name](ctypes.cast(getattr(library, name), ctypes.c_void_p).value)
+                for name in prototypes}
+    except AttributeError:
         return None
-    return {name: prototypes[name](address) for name, address in addresses.items()}
 
 
 def scissor_state(ctx) -> tuple[bool, tuple[int, int, int, int]]:

@@ -81,7 +81,7 @@ def environment(ctx, torch_settings: dict | None) -> dict:
         "host": {"cpu": _cpu_model(), "cores_usable": cores, "cpu_count": os.cpu_count(),
                  "platform": platform.platform(), "python": sys.version.split()[0]},
         "libraries": {"postfx": postfx.__version__, "moderngl": moderngl.__version__, "numpy": numpy.__version__},
-        "source": {"checkout": str(CHECKOUT) if is_checkout() else None,
+        "source": {"checkout": CHECKOUT.name if is_checkout() else None,     # its folder name: no machine paths
                    "git": _git_state() if is_checkout() else None},
         "load_average_at_start": load_average(),
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

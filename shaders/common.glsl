@@ -4,6 +4,8 @@
 // An activation tensor of C channels at W x H is stored as ceil(C/4) planes of
 // W*H texels, one vec4 (4 channels) each: texel (x, y) of slice s sits at
 // (s * H + y) * W + x, so neighbouring invocations read neighbouring texels.
+// Each tensor has a buffer of its own and no layer writes a tensor it reads, so
+// the kernels declare their storage buffers `restrict` (readonly / writeonly).
 
 #ifndef STORAGE_FP16
 #define STORAGE_FP16 0

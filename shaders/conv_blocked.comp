@@ -38,8 +38,8 @@
 #define BLOCK_PIXELS 1        // neighbouring output pixels along x per invocation
 #endif
 
-layout(std430, binding = 2) writeonly buffer Destination { texel_t destination[]; };  // (OUT_SLICES, Ho, Wo)
-layout(std430, binding = 4) readonly buffer Bias { vec4 bias[]; };                    // (OUT_SLICES)
+layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };  // (OUT_SLICES, Ho, Wo)
+layout(std430, binding = 4) readonly restrict buffer Bias { vec4 bias[]; };                    // (OUT_SLICES)
 
 uniform ivec2 in_size;        // (W, H)
 uniform ivec2 out_size;

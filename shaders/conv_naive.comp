@@ -35,13 +35,13 @@
 
 layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
 
-layout(std430, binding = 0) readonly buffer SourceA { texel_t source_a[]; };   // (SLICES_A, H, W)
+layout(std430, binding = 0) readonly restrict buffer SourceA { texel_t source_a[]; };   // (SLICES_A, H, W)
 #if SLICES_B > 0
-layout(std430, binding = 1) readonly buffer SourceB { texel_t source_b[]; };   // (SLICES_B, H, W)
+layout(std430, binding = 1) readonly restrict buffer SourceB { texel_t source_b[]; };   // (SLICES_B, H, W)
 #endif
-layout(std430, binding = 2) writeonly buffer Destination { texel_t destination[]; };  // (OUT_SLICES, Ho, Wo)
-layout(std430, binding = 3) readonly buffer Weights { mat4 weights[]; };      // (OUT_SLICES, K, K, IN_SLICES)
-layout(std430, binding = 4) readonly buffer Bias { vec4 bias[]; };            // (OUT_SLICES)
+layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };  // (OUT_SLICES, Ho, Wo)
+layout(std430, binding = 3) readonly restrict buffer Weights { mat4 weights[]; };      // (OUT_SLICES, K, K, IN_SLICES)
+layout(std430, binding = 4) readonly restrict buffer Bias { vec4 bias[]; };            // (OUT_SLICES)
 
 uniform ivec2 in_size;    // (W, H)
 uniform ivec2 out_size;

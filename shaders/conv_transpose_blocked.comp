@@ -26,8 +26,8 @@
 #define KERNEL 4
 #define FOOTPRINT (BLOCK_PIXELS + 2)      // input columns n0 - 1 ... n0 + BLOCK_PIXELS
 
-layout(std430, binding = 2) writeonly buffer Destination { texel_t destination[]; };  // (OUT_SLICES, 2H, 2W)
-layout(std430, binding = 4) readonly buffer Bias { vec4 bias[]; };                    // (OUT_SLICES)
+layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };  // (OUT_SLICES, 2H, 2W)
+layout(std430, binding = 4) readonly restrict buffer Bias { vec4 bias[]; };                    // (OUT_SLICES)
 
 uniform ivec2 in_size;        // (W, H)
 uniform ivec2 out_size;       // (2W, 2H)

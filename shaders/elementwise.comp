@@ -10,11 +10,11 @@
 
 layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
 
-layout(std430, binding = 0) readonly buffer SourceA { texel_t source_a[]; };
+layout(std430, binding = 0) readonly restrict buffer SourceA { texel_t source_a[]; };
 #if OPERATION == 1
-layout(std430, binding = 1) readonly buffer SourceB { texel_t source_b[]; };
+layout(std430, binding = 1) readonly restrict buffer SourceB { texel_t source_b[]; };
 #endif
-layout(std430, binding = 2) writeonly buffer Destination { texel_t destination[]; };
+layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };
 
 uniform ivec2 in_size;
 uniform ivec2 out_size;

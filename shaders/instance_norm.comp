@@ -89,8 +89,8 @@ Moments merge_work_group(Moments own) {
 
 #if PASS == 0
 
-layout(std430, binding = 0) readonly buffer Source { texel_t source[]; };     // (slices, H, W)
-layout(std430, binding = 2) writeonly buffer Partials { Moments partials[]; }; // (slices, G)
+layout(std430, binding = 0) readonly restrict buffer Source { texel_t source[]; };     // (slices, H, W)
+layout(std430, binding = 2) writeonly restrict buffer Partials { Moments partials[]; }; // (slices, G)
 
 uniform int pixels;           // W * H
 
@@ -115,11 +115,11 @@ void main() {
 
 #elif PASS == 1
 
-layout(std430, binding = 0) readonly buffer Partials { Moments partials[]; };  // (slices, G)
-layout(std430, binding = 1) readonly buffer Source { texel_t source[]; };      // (slices, H, W): the pivots
-layout(std430, binding = 3) readonly buffer Scale { vec4 scale[]; };            // (slices) lanes
-layout(std430, binding = 4) readonly buffer Shift { vec4 shift[]; };            // (slices) lanes
-layout(std430, binding = 2) writeonly buffer Destination { Statistics statistics[]; };  // (slices)
+layout(std430, binding = 0) readonly restrict buffer Partials { Moments partials[]; };  // (slices, G)
+layout(std430, binding = 1) readonly restrict buffer Source { texel_t source[]; };      // (slices, H, W): the pivots
+layout(std430, binding = 3) readonly restrict buffer Scale { vec4 scale[]; };            // (slices) lanes
+layout(std430, binding = 4) readonly restrict buffer Shift { vec4 shift[]; };            // (slices) lanes
+layout(std430, binding = 2) writeonly restrict buffer Destination { Statistics statistics[]; };  // (slices)
 
 uniform int pixels;           // W * H
 uniform int partial_groups;   // G
@@ -141,9 +141,9 @@ void main() {
 
 #else
 
-layout(std430, binding = 0) readonly buffer Source { texel_t source[]; };      // (slices, H, W)
-layout(std430, binding = 5) readonly buffer Stats { Statistics statistics[]; };  // (slices)
-layout(std430, binding = 2) writeonly buffer Destination { texel_t destination[]; };  // (slices, H, W)
+layout(std430, binding = 0) readonly restrict buffer Source { texel_t source[]; };      // (slices, H, W)
+layout(std430, binding = 5) readonly restrict buffer Stats { Statistics statistics[]; };  // (slices)
+layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };  // (slices, H, W)
 
 uniform int pixels;           // W * H
 

@@ -17,7 +17,7 @@ layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
 #if USE_DEPTH
 uniform sampler2D depth_texture;     // window-space depth in [0, 1], any depth format
 #endif
-layout(std430, binding = 2) writeonly buffer Destination { texel_t destination[]; };   // (1, Hr, Wr)
+layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };   // (1, Hr, Wr)
 
 uniform ivec2 frame_size;       // (W, H) of the colour / depth textures
 uniform ivec2 scaled_size;      // frame * internal scale: the network sees this much

@@ -12,6 +12,7 @@ from . import model_format as fmt
 from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
 from .gl.context import allocating, is_live, renderer, require_compute
 from .gl.network import GLNetwork, weight_bytes
+from .gl.conv_kernels import static_choice
 from .gl.dispatch import DeviceLimits
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, ScissorOff, texture_internal_format
@@ -74,9 +75,13 @@ class PostFX:
         self._next_step = 0
         self.frame_budget_ms = frame_budget_ms
         self._released = False
-        self._weight_bytes = weight_bytes(self.model, kernels, DeviceLimits.of(ctx))
-        if memory_budget_bytes is not None and self._weight_bytes > memory_budget_bytes:
-            raise DeviceLimitError(f"the weights of model {self.model.name!r} take {self._weight_bytes} bytes of GPU "
+        # What the network uploads when it is built (the static kernels' weight forms).
+        limits = DeviceLimits.of(ctx)
+        initial = {layer.name: static_choice(layer, self.model.graph, kernels, limits)
+                   for layer in self.model.graph.layers if layer.op in fmt.CONV_OPS}
+        built_weights = weight_bytes(self.model, initial)
+        if memory_budget_bytes is not None and built_weights > memory_budget_bytes:
+            raise DeviceLimitError(f"the weights of model {self.model.name!r} take {built_weights} bytes of GPU "
                                    f"memory, over memory_budget_bytes {memory_budget_bytes}; raise the budget or "
                                    "use a smaller model")
         try:
@@ -199,7 +204,8 @@ class PostFX:
                                 f"{renderer(self.ctx)}: the output texture is frame-sized; render at a smaller "
                                 "size (internal_scale cannot help)")
         _, (run_h, run_w) = self._run_size(width, height)
-        estimate = {"weights": self._weight_bytes, "activations": self._network.activation_bytes(run_h, run_w),
+        estimate = {"weights": self._network.weight_bytes_at(run_h, run_w),
+                    "activations": self._network.activation_bytes(run_h, run_w),
                     "output": 4 * width * height}
         estimate["total"] = sum(estimate.values())
         return estimate

@@ -277,7 +277,7 @@ def test_C6_norm_buffers_are_counted_in_the_memory_figures(gl_ctx):
         limits = dispatch.DeviceLimits.of(gl_ctx)
         held = sum(b.size for b in network.weights.values())
         held += sum(t.width * t.height * 16 for t in network.weight_images.values())
-        assert weight_bytes(model, "optimized", limits) == held
+        assert weight_bytes(model, network.choices) == held
         network.resize(61, 97)
         views = sum(v.width * v.height * v.layers * 8 for v in network.views.values())
         assert network.activation_bytes(61, 97) == sum(b.size for b in network.buffers.values()) + views

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from parity import FP16, FP32, assert_close, seeded
+from shader_patch import patched_shader
 
 import postfx
 from postfx import model_format as fmt
@@ -261,20 +262,10 @@ def test_B5_the_same_frame_50_times_gives_identical_bits(small_unet, kernels, gl
 
 @pytest.fixture
 def broken_naive_shader():
-    """conv_naive.comp with an undeclared identifier; the source caches are
-    cleared on both sides so no other test sees the broken text."""
-    real = programs.shader_source
-
-    def broken(name):
-        text = real(name)
-        if name == "conv_naive.comp":
-            text = text.replace("vec4 acc = bias[out_slice];", "vec4 acc = bias[out_slice] + undeclared_thing;")
-        return text
-    programs.expanded_source.cache_clear()
-    programs.shader_source = broken
-    yield
-    programs.shader_source = real
-    programs.expanded_source.cache_clear()
+    """conv_naive.comp with an undeclared identifier."""
+    with patched_shader("conv_naive.comp", "vec4 acc = bias[out_slice];",
+                        "vec4 acc = bias[out_slice] + undeclared_thing;"):
+        yield
 
 
 def test_C3_compile_failure_names_layer_renderer_log_and_line(gl_ctx, broken_naive_shader):

@@ -14,13 +14,14 @@ import zlib
 import pytest
 
 from parity import FP16, FP32, assert_close, seeded
+from shader_patch import patched_shader
 
 import postfx
 from postfx import model_format as fmt
 from postfx import reference
 from postfx.benchmarks.reference_unet import reference_unet
 from postfx.errors import InputError, KernelCacheWarning
-from postfx.gl import conv_kernels, programs
+from postfx.gl import conv_kernels
 from postfx.gl.dispatch import DeviceLimits
 from postfx.gl.kernel_cache import KernelCache, entries_checksum
 from postfx.gl.network import GLNetwork
@@ -124,18 +125,8 @@ def test_the_choice_follows_the_measurement_whatever_it_says(gl_ctx, model, shar
 @pytest.fixture
 def broken_cooperative_conv():
     """conv_cooperative.comp adding every product twice: compiles, runs, is wrong."""
-    real = programs.shader_source
-
-    def broken(name):
-        text = real(name)
-        if name == "conv_cooperative.comp":
-            text = text.replace("acc[o][p] += w * x[p];", "acc[o][p] += 2.0 * (w * x[p]);")
-        return text
-    programs.expanded_source.cache_clear()
-    programs.shader_source = broken
-    yield
-    programs.shader_source = real
-    programs.expanded_source.cache_clear()
+    with patched_shader("conv_cooperative.comp", "acc[o][p] += w * x[p];", "acc[o][p] += 2.0 * (w * x[p]);"):
+        yield
 
 
 def test_a_fast_kernel_that_differs_from_naive_is_not_kept(gl_ctx, model, broken_cooperative_conv):
@@ -178,6 +169,29 @@ def test_the_budget_bounds_tuning_and_unreached_layers_are_not_cached(gl_ctx, mo
     network = build(gl_ctx, model, shared_programs, nothing)
     try:
         assert nothing.timed_runs == 0 and {r.source for r in nothing.reports} == {"static"}
+    finally:
+        network.release()
+
+
+def test_C6_memory_figures_bound_what_tuning_may_choose_and_are_exact_once_known(gl_ctx, model, shared_programs,
+                                                                                  tmp_path):
+    """Before a size is tuned the estimate counts, for each layer still to be measured,
+    the larger weight form and the image views any candidate reads: what the build then
+    holds is never more. Once the choices are cached the estimate is what is held."""
+    def held(network):
+        return (sum(b.size for b in (*network.weights.values(), *network.buffers.values()))
+                + sum(t.width * t.height * 16 for t in network.weight_images.values())
+                + sum(v.width * v.height * v.layers * network.texel_bytes for v in network.views.values()))
+
+    tuner = Tuner(budget_s=math.inf, cache=KernelCache(tmp_path / "kernels.json"), measure=Recorder())
+    network = GLNetwork(gl_ctx, model, kernels="auto", programs=shared_programs, tuner=tuner)
+    try:
+        assert tuner.pending_layers(network, *RUN)
+        before = network.weight_bytes_at(*RUN) + network.activation_bytes(*RUN)
+        network.resize(*RUN)
+        assert not tuner.pending_layers(network, *RUN)
+        assert held(network) <= before
+        assert held(network) == network.weight_bytes_at(*RUN) + network.activation_bytes(*RUN)
     finally:
         network.release()
 

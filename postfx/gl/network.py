@@ -21,7 +21,8 @@ from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
 from ..model_file import Model
 from . import ops
 from .context import allocating, is_live, renderer, require_compute
-from .conv_kernels import KERNEL_CHOICES, KernelChoice, is_valid_choice, static_choice, variants_of
+from .conv_kernels import (KERNEL_CHOICES, KernelChoice, candidates, conv_dispatches, is_valid_choice, static_choice,
+                           variants_of)
 from .dispatch import BIND_DESTINATION, DeviceLimits, check_limits, tensor_sizes
 from .norm_kernels import norm_scratch_bytes
 from .programs import ProgramCache
@@ -29,11 +30,11 @@ from .resources import (AFTER_DISPATCH, BEFORE_HOST_READ, image_view, refresh_vi
                         weight_image, weight_image_bytes)
 
 
-def weight_bytes(model: Model, kernels: str, limits: DeviceLimits) -> int:
+def weight_bytes(model: Model, choices: dict, pending=frozenset()) -> int:
     """GPU memory a GLNetwork of `model` holds for weights and biases (and the norms'
-    scales and shifts), whatever the frame size, known before anything is uploaded.
-    With kernels="auto" a layer's weights take whichever form its measured kernel
-    reads, so the larger of the two is counted."""
+    scales and shifts) when its conv layers run `choices` (layer name -> KernelChoice):
+    each conv's weights as the image or the storage buffer its kernel reads. For the
+    layers in `pending` (not measured yet) the larger of the two forms."""
     total = 0
     for layer in model.graph.layers:
         if layer.op == "instance_norm":
@@ -43,11 +44,10 @@ def weight_bytes(model: Model, kernels: str, limits: DeviceLimits) -> int:
             continue
         weight, bias = model.layer_weights(layer)
         as_image, as_buffer = weight_image_bytes(weight.size), 4 * weight.size
-        if kernels == "auto":
+        if layer.name in pending:
             total += max(as_image, as_buffer)
         else:
-            reads_image = variants_of(layer)[static_choice(layer, model.graph, kernels, limits).variant].reads_weight_image
-            total += as_image if reads_image else as_buffer
+            total += as_image if variants_of(layer)[choices[layer.name].variant].reads_weight_image else as_buffer
         total += 4 * bias.size
     return total
 
@@ -174,9 +174,11 @@ class GLNetwork:
 
     # --- per resolution --------------------------------------------------------
 
-    def _layout(self, run_h: int, run_w: int, choices: dict) -> "_Layout":
+    def _layout(self, run_h: int, run_w: int, choices: dict, pending=frozenset()) -> "_Layout":
         """Everything resize() allocates at one run size with these kernels, checked
-        against the device's limits (FrameTooLarge) without allocating anything."""
+        against the device's limits (FrameTooLarge) without allocating anything. For
+        the layers in `pending` (kernels the tuner may still change) the image views
+        any of their candidates would read are counted too: an upper bound."""
         sizes = tensor_sizes(self.model.graph, run_h, run_w)
         plan = self._plan(sizes, choices)
         graph = self.model.graph
@@ -190,11 +192,12 @@ class GLNetwork:
                     f"at run size {run_w}x{run_h}, tensor {name!r} needs {nbytes / 2**20:.0f} MiB, beyond "
                     f"GL_MAX_SHADER_STORAGE_BLOCK_SIZE ({max_block / 2**20:.0f} MiB) on {renderer(self.ctx)}; "
                     + ("use a smaller internal scale" if self.fp16 else "use a smaller internal scale or fp16 storage"))
-        viewed = {name for d in plan for name in d.images.values() if isinstance(name, str)}
+        readers = [d for d in plan if d.images] + self._candidate_image_readers(sizes, pending)
+        viewed = {name for d in readers for name in d.images.values() if isinstance(name, str)}
         if self.output_view:
             viewed.add(graph.output)
         # One zero border for every view, as wide as the widest reach past an edge.
-        border = max((d.view_border for d in plan if d.images), default=0)
+        border = max((d.view_border for d in readers), default=0)
         view_shapes = {}
         for name in sorted(viewed):
             (w, h), slices = sizes[name], graph.tensors[name].slices
@@ -212,19 +215,33 @@ class GLNetwork:
                 d.uniforms["view_border"] = border
         return _Layout(sizes, plan, buffer_bytes, view_shapes, border)
 
-    def _choices_at(self, run_h: int, run_w: int, *, measure: bool) -> dict:
-        """The conv kernels at a run size: fixed, or (kernels="auto") the tuner's --
-        with measure=False only what its cache already knows, nothing timed."""
+    def _candidate_image_readers(self, sizes: dict, pending) -> list:
+        """The dispatches of the image-reading candidates of the pending layers."""
+        out = []
+        for layer in self.model.graph.layers:
+            if layer.name in pending:
+                for choice in candidates(layer, self.model.graph, self.limits):
+                    out += [d for d in conv_dispatches(layer, self.model.graph, sizes, choice, self.fp16, self.limits)
+                            if d.images]
+        return out
+
+    def planned_choices(self, run_h: int, run_w: int) -> tuple[dict, frozenset]:
+        """(choices, pending) at a run size without timing anything: the kernels a resize
+        will use as far as known (fixed; or the tuner's cached or static ones), and the
+        conv layers the tuner may still change there (kernels="auto" with a budget)."""
         if self.kernels != "auto":
-            return self.choices
-        if not measure:
-            return self.tuner.known_choices(self, run_h, run_w)
-        return self.tuner.choose(self, run_h, run_w)
+            return self.choices, frozenset()
+        return self.tuner.known_choices(self, run_h, run_w), self.tuner.pending_layers(self, run_h, run_w)
+
+    def weight_bytes_at(self, run_h: int, run_w: int) -> int:
+        """GPU memory of the weights once resized to this run size (an upper bound
+        where the tuner is still to choose: weight_bytes)."""
+        return weight_bytes(self.model, *self.planned_choices(run_h, run_w))
 
     def activation_bytes(self, run_h: int, run_w: int) -> int:
         """GPU memory resize(run_h, run_w) allocates: activation buffers (with the norms'
-        scratch buffers) plus image views."""
-        layout = self._layout(run_h, run_w, self._choices_at(run_h, run_w, measure=False))
+        scratch buffers) plus image views (an upper bound where the tuner is still to choose)."""
+        layout = self._layout(run_h, run_w, *self.planned_choices(run_h, run_w))
         views = sum(w * h * slices * self.texel_bytes for w, h, slices in layout.view_shapes.values())
         return sum(layout.buffer_bytes.values()) + views
 
@@ -236,9 +253,9 @@ class GLNetwork:
         if self.run_size == (run_h, run_w):
             return
         # Limits first: a size the device cannot run is refused before any tuning.
-        self._layout(run_h, run_w, self._choices_at(run_h, run_w, measure=False))
+        self._layout(run_h, run_w, self.planned_choices(run_h, run_w)[0])
         self.release_activations()
-        choices = self._choices_at(run_h, run_w, measure=True)
+        choices = self.tuner.choose(self, run_h, run_w) if self.kernels == "auto" else self.choices
         layout = self._layout(run_h, run_w, choices)
         for d in layout.plan:
             d.program = self.programs.get(d.shader, d.defines, d.layer)

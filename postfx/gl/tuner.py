@@ -232,6 +232,15 @@ class Tuner:
                 out[layer.name] = cached or static_choice(layer, network.model.graph, "auto", network.limits)
         return out
 
+    def pending_layers(self, network, run_h: int, run_w: int) -> frozenset:
+        """The conv layers a choose() at this run size may still time: none without a
+        budget, else those the cache has no valid choice for."""
+        if self.budget_s <= 0:
+            return frozenset()
+        sizes = tensor_sizes(network.model.graph, run_h, run_w)
+        return frozenset(layer.name for layer in network.model.graph.layers
+                         if layer.op in fmt.CONV_OPS and self._lookup(network, layer, sizes)[1] is None)
+
     def choose(self, network, run_h: int, run_w: int) -> dict:
         sizes = tensor_sizes(network.model.graph, run_h, run_w)
         graph, limits = network.model.graph, network.limits
@@ -281,7 +290,11 @@ class Tuner:
         border = max(variants_of(layer)[c.variant].view_border(layer) for c in options)
         report = LayerReport(layer.name, static_choice(layer, graph, "auto", limits), "static")
         timings: dict = {}
-        bench = LayerBench(network, layer, {name: sizes[name] for name in (*layer.inputs, layer.name)}, border)
+        try:
+            bench = LayerBench(network, layer, {name: sizes[name] for name in (*layer.inputs, layer.name)}, border)
+        except AllocationFailed as e:
+            report.timings[report.choice] = f"not timed: {e}"     # no room for a copy of its tensors
+            return report
         complete = True
         try:
             for choice in options:

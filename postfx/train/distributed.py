@@ -38,6 +38,11 @@ class Session:
         dist.all_gather_object(objects, obj)
         return objects
 
+    def wait_for_all(self) -> None:
+        """Every process waits here for the others (a no-op alone)."""
+        if self.world > 1:
+            dist.barrier()
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()

@@ -21,6 +21,7 @@ step and the last good checkpoint (D3); the data pass a pre-flight check before 
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -401,6 +402,12 @@ class Trainer:
         finally:
             if self.bar is not None:
                 self.bar.close()
+            if session.world > 1:
+                # The DDP wrappers sit in reference cycles: freed by a later garbage collection,
+                # possibly at interpreter exit after the process group is gone, where their
+                # reducers' gloo work aborts the process. Free them now, while the group lives.
+                del generator, critic
+                gc.collect()
         self.generator.eval()
         self.generator.to(memory_format=torch.contiguous_format)    # as a module handed to users / the exporter
 
@@ -482,7 +489,12 @@ def train(cfg: TrainConfig, *, data: PairSet | None = None, val: PairSet | None 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, session, data, val, resume, stop_after, progress)
+        result = _train(cfg, session, data, val, resume, stop_after, progress)
+        # Rank 0 exports while the others are done: a rank that ended the process group and
+        # exited then tore gloo down under its peer (SIGABRT, "terminate called without an
+        # active exception"), failing the whole torchrun. All leave together.
+        session.wait_for_all()
+        return result
     finally:
         torch.set_num_threads(threads)          # process-wide: leave it as the caller had it
         session.close()

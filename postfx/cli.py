@@ -150,60 +150,54 @@ def _cmd_tune(args) -> int:
 # --- stylize ---------------------------------------------------------------------
 
 def _add_stylize(subparsers) -> None:
+    from .gl.conv_kernels import KERNEL_CHOICES
     from .model_file import DEFAULT_STYLE
     p = subparsers.add_parser("stylize", help="stylize an image file through the GL pass",
                               description="Run a style on an image (and its depth map) through the same "
-                                          "PostFX pass a renderer uses, in a headless EGL context.")
+                                          "PostFX pass a renderer uses, in a headless EGL context. Images: 8-bit "
+                                          "grey / RGB / RGBA / palette or 16-bit grey, EXIF orientation applied; "
+                                          "depth: 8- or 16-bit grey or float TIFF in [0, 1] (postfx.image_io).")
     p.add_argument("image", help="input picture (PNG, JPEG, ...)")
-    p.add_argument("-o", "--out", required=True, help="output picture (the format follows the suffix)")
-    p.add_argument("--depth", help="depth map: 16-bit PNG of normalized linear depth (0 near, 65535 far), "
-                                   "as `postfx dataset render` writes")
+    p.add_argument("-o", "--out", required=True, help="output picture (.png, .jpg, .bmp, .tif, .webp, .ppm, .tga)")
+    p.add_argument("--depth", help="depth map: normalized linear depth (0 near, 1 far) as 16-bit PNG (x 65535), "
+                                   "as `postfx dataset render` writes, 8-bit grey or a float TIFF")
     p.add_argument("--model", default=DEFAULT_STYLE, help=f"bundled style name or model file (default {DEFAULT_STYLE})")
     p.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = fully stylized")
     p.add_argument("--scale", type=float, default=1.0, help="internal scale: run the network at this fraction")
     p.add_argument("--fp16", action="store_true", help="fp16 activation storage")
+    p.add_argument("--kernels", default="auto", choices=KERNEL_CHOICES,
+                   help="conv kernels: auto (measured per layer, the default) or one variant everywhere")
+    p.add_argument("--tuning-budget", type=float, default=0.0, metavar="S",
+                   help="seconds --kernels auto may spend timing kernels for this size (default 0: the cached "
+                        "or static choice; `postfx tune` times them once for good)")
+    p.add_argument("--overwrite", action="store_true", help="allow -o to be the input picture or depth map")
     p.set_defaults(run=_cmd_stylize)
 
 
-def _read_image(path: str, what: str):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img, np.asarray(img)
-    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{path}: cannot read the {what} ({e})") from None
-
-
 def _cmd_stylize(args) -> int:
-    import io
     import time
 
-    import numpy as np
-    from PIL import Image
-
-    from .api import stylize
-    from .model_file import atomic_write, load
-    img, _ = _read_image(args.image, "image")
-    rgb = np.asarray(img.convert("RGB"))
-    depth = None
+    from . import image_io
+    from .api import Stylizer
+    # Everything that can be checked before any work: the output, both headers.
+    out_format = image_io.output_format(args.out, inputs=(args.image, args.depth), overwrite=args.overwrite)
+    header = image_io.probe(args.image, "image")
     if args.depth:
-        _, depth = _read_image(args.depth, "depth map")
-        if depth.ndim != 2:
-            raise InputError(f"{args.depth}: a depth map must be single-channel (16-bit PNG), got shape {depth.shape}")
-        depth = depth.astype(np.uint16) if depth.dtype != np.uint8 else depth.astype(np.float32) / 255.0
-    model = load(args.model)
+        depth_header = image_io.probe(args.depth, "depth map")
+        if (depth_header.width, depth_header.height) != (header.width, header.height):
+            raise InputError(f"{args.depth}: the depth map is {depth_header.width}x{depth_header.height}, the "
+                             f"image {header.width}x{header.height}; they must match")
     start = time.perf_counter()
-    out = stylize(rgb, depth, model=model, strength=args.strength, internal_scale=args.scale, fp16=args.fp16)
+    with Stylizer(args.model, strength=args.strength, internal_scale=args.scale, fp16=args.fp16,
+                  kernels=args.kernels, tuning_budget_s=args.tuning_budget) as run:
+        run.check_size(header.width, header.height)         # from the header: nothing decoded yet
+        rgb = image_io.read_color(args.image, what="image")
+        depth = image_io.read_depth(args.depth, size=rgb.shape[1::-1]) if args.depth else None
+        out = run(rgb, depth)
+        name = run.model.name
     elapsed = time.perf_counter() - start
-    buffer = io.BytesIO()
-    fmt_name = Image.registered_extensions().get(Path(args.out).suffix.lower())
-    if fmt_name is None:
-        raise InputError(f"{args.out}: unknown image suffix; use .png or .jpg")
-    Image.fromarray(out).save(buffer, format=fmt_name)
-    atomic_write(args.out, buffer.getvalue())
-    print(f"{args.image} -> {args.out}  ({rgb.shape[1]}x{rgb.shape[0]}, style {model.name!r}, "
+    image_io.write_rgb(args.out, out, out_format)
+    print(f"{args.image} -> {args.out}  ({rgb.shape[1]}x{rgb.shape[0]}, style {name!r}, "
           f"{elapsed * 1000:.0f} ms including context set-up)")
     return 0
 

@@ -6,7 +6,9 @@ Layout of a dataset folder::
     color/000000.png    RGB, 8 bit, sRGB-encoded, rows top-down
     depth/000000.png    16-bit greyscale: normalized linear depth (z - near) / (far - near)
                         in [0, 1] times 65535 -- the model file's depth channel (model_format.py)
-    views.json          written last: seed, size, and per view the camera and time
+    views.json          written last: seed, size, a run id, and per view the camera, the
+                        time and the sha256 of its two files (postfx.indexed_folder: a
+                        folder whose index does not match its files is refused)
 
 View i depends only on (seed, i): the first 100 views of a 1000-view set are the
 100-view set of the same seed. Use different seeds for the training and the
@@ -15,17 +17,19 @@ held-out sets (each seed also builds its own town unless town_seed is given).
 from __future__ import annotations
 
 import io
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from . import image_io
 from .errors import InputError
+from .indexed_folder import begin_writing, content_id, read_index, read_recorded, sha256_hex, write_index
 from .model_file import atomic_write
 
 FORMAT = "postfx.dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: a sha256 per file and a run id
+INDEX = "views.json"
 MAX_SIDE = 4096             # pixels a side; larger frames are not what a per-frame network trains on
 MAX_VIEWS = 1_000_000
 DEPTH_SCALE = 65535         # 16-bit PNG value of normalized depth 1.0 (the far plane)
@@ -121,6 +125,7 @@ def render_views(out_dir, views: int, size, seed: int, progress: bool = True, *,
     from .gl.context import headless_context
     from .scene import Scene, SceneTarget, linear_depth01
     ctx = ctx or headless_context()
+    begin_writing(out, INDEX)           # from here until the new index, the folder reads as unfinished
     for sub in ("color", "depth"):
         try:
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -140,69 +145,71 @@ def render_views(out_dir, views: int, size, seed: int, progress: bool = True, *,
                 depth01 = linear_depth01(target.read_depth(), camera.near, camera.far)   # (H, W) float32
                 depth16 = np.round(depth01 * DEPTH_SCALE).astype(np.uint16)              # (H, W) uint16
                 name = f"{index:06d}.png"
-                atomic_write(out / "color" / name, png_bytes(rgb))
-                atomic_write(out / "depth" / name, png_bytes(depth16))
-                records.append({"index": index, "color": f"color/{name}", "depth": f"depth/{name}",
-                                "time": time, **camera.to_dict()})
+                record = {"index": index, "color": f"color/{name}", "depth": f"depth/{name}", "time": time,
+                          **camera.to_dict()}
+                for key, image in (("color", rgb), ("depth", depth16)):
+                    data = png_bytes(image)
+                    atomic_write(out / record[key], data)
+                    record[f"{key}_sha256"] = sha256_hex(data)
+                records.append(record)
                 bar.step()
     finally:
         bar.close()
         scene.release()
-    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "seed": int(seed), "town_seed": int(town_seed),
-            "size": [width, height], "count": views,
+    info = {"format": FORMAT, "format_version": FORMAT_VERSION, "run": content_id(records), "seed": int(seed),
+            "town_seed": int(town_seed), "size": [width, height], "count": views,
             "depth": {"encoding": "uint16 png", "scale": DEPTH_SCALE, "value": "(z - near) / (far - near)",
                       "z": "view-space distance along the camera axis"},
             "camera": {"angles": "radians", "yaw": "0 looks along -z, positive turns right",
                        "pitch": "positive looks up"},
             "views": records}
-    atomic_write(out / "views.json", (json.dumps(info, indent=1) + "\n").encode("utf-8"))
+    write_index(out, INDEX, info)
     return out
 
 
-def read_json_index(path: Path, format_name: str, version: int, written_by: str) -> dict:
-    """A folder's JSON index (views.json, targets.json): parsed and checked for its
-    format name and version. written_by: the command that writes it, for the hints."""
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found; is {path.parent} a folder written by `{written_by}` "
-                         f"({path.name} is written last, so an interrupted run has none)?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: cannot read it ({e})") from None
-    if not isinstance(index, dict) or index.get("format") != format_name or index.get("format_version") != version:
-        raise InputError(f"{path}: not a {format_name} version {version} index; run `{written_by}` again")
-    return index
+def checked_size(fields, key: str = "size") -> tuple[int, int]:
+    """An index's [width, height] field, each side 1..MAX_SIDE."""
+    size = fields.get(key, list)
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE
+                                 for v in size):
+        raise InputError(f"{fields.path}: field {key!r} must be [width, height], each 1..{MAX_SIDE}, got {size!r}")
+    return size[0], size[1]
 
 
 def load_index(out_dir) -> dict:
-    """The parsed views.json of a dataset folder, checked for the fields the loaders use."""
-    path = Path(out_dir) / "views.json"
-    info = read_json_index(path, FORMAT, FORMAT_VERSION, "postfx dataset render")
-    if not isinstance(info.get("views"), list) or len(info["views"]) != info.get("count"):
-        raise InputError(f"{path}: 'views' does not hold 'count' entries; re-render the dataset")
+    """The views.json of a dataset folder, read through its schema (every field the loaders
+    use, with its type; at least one view): a dict with "folder" (its Path) added."""
+    folder = Path(out_dir)
+    fields = read_index(folder / INDEX, FORMAT, FORMAT_VERSION, "postfx dataset render")
+    size = checked_size(fields)
+    count = fields.whole("count", 1, MAX_VIEWS)
+    views = fields.objects("views", at_least=1)
+    if len(views) != count:
+        raise InputError(f"{fields.path}: 'views' holds {len(views)} entries, 'count' says {count}; render the "
+                         "dataset again")
+    fields.get("run", str)
+    for name in ("seed", "town_seed"):
+        fields.whole(name, optional=True)
+    for view in views:
+        view.relative_file("color")
+        view.relative_file("depth")
+        view.sha256("color_sha256")
+        view.sha256("depth_sha256")
+    info = dict(fields.doc, size=list(size), folder=folder)
     return info
 
 
 def load_view(out_dir, index: int, info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """View `index` of a dataset: (rgb uint8 (H, W, 3), depth01 float32 (H, W) in [0, 1]).
-    Pass `info` (load_index's result) to skip re-reading views.json in a loop."""
-    from PIL import Image, UnidentifiedImageError
+    """View `index` of a dataset: (rgb uint8 (H, W, 3), depth01 float32 (H, W) in [0, 1]),
+    each file checked against the sha256 views.json recorded. Pass `info` (load_index's
+    result) to skip re-reading views.json in a loop."""
     info = info or load_index(out_dir)
     count = len(info["views"])
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
         raise InputError(f"view index must be 0..{count - 1} for {out_dir}, got {index!r}")
-    view = info["views"][index]
-    width, height = info["size"]
-    arrays = []
-    for key, mode in (("color", "RGB"), ("depth", "I;16")):
-        path = Path(out_dir) / view[key]
-        try:
-            with Image.open(path) as img:
-                if img.mode != mode or img.size != (width, height):
-                    raise InputError(f"{path}: {img.mode} {img.size[0]}x{img.size[1]}, expected {mode} "
-                                     f"{width}x{height} as views.json says; re-render the dataset")
-                arrays.append(np.asarray(img))
-        except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
-            raise InputError(f"{path}: cannot read it ({e})") from None
-    rgb, depth16 = arrays
-    return rgb, depth16.astype(np.float32) / DEPTH_SCALE
+    view, folder = info["views"][index], Path(out_dir)
+    color = read_recorded(folder, view["color"], view["color_sha256"], INDEX, "colour image")
+    depth = read_recorded(folder, view["depth"], view["depth_sha256"], INDEX, "depth map")
+    size = tuple(info["size"])
+    rgb = image_io.read_color(folder / view["color"], what="colour image", size=size, data=color)
+    return rgb, image_io.read_depth(folder / view["depth"], size=size, data=depth)

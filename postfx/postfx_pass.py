@@ -257,19 +257,38 @@ class PostFX:
         """Whether fetching the colour texture gives linear values (shaders/frame_io.glsl)."""
         if not isinstance(color_tex, moderngl.Texture):
             raise InputError(f"color_tex must be a moderngl.Texture, got {type(color_tex).__name__}")
+        self._check_texture(color_tex, "color_tex")
         if color_tex.components != 4 or color_tex.dtype not in COLOR_DTYPES or color_tex.samples:
             raise InputError(f"color_tex must be a single-sample RGBA texture (RGBA8, SRGB8_ALPHA8, RGBA16F or "
                              f"RGBA32F); got {color_tex.components} components of {color_tex.dtype!r}"
                              f"{', multisampled: resolve it first' if color_tex.samples else ''}")
         return color_tex.dtype != "f1" or texture_internal_format(self.ctx, color_tex) in SRGB_FORMATS
 
+    def _check_texture(self, texture: moderngl.Texture, what: str) -> None:
+        """Refuse, before it is bound, a texture that was released or never got storage
+        (a size beyond GL_MAX_TEXTURE_SIZE makes moderngl's texture without one)."""
+        if type(texture.mglo).__name__ == "InvalidObject":
+            raise InputError(f"{what} was released; pass a live texture")
+        limit = self._network.limits.max_texture_size
+        width, height = texture.size
+        if width > limit or height > limit:
+            raise FrameTooLarge(f"{what} is {width}x{height}, beyond GL_MAX_TEXTURE_SIZE {limit} on "
+                                f"{renderer(self.ctx)}: the texture holds no image (its creation failed); render "
+                                "at a smaller size")
+        if texture_internal_format(self.ctx, texture) == 0:
+            raise InputError(f"{what} has no storage (its creation failed, or it was deleted outside moderngl)")
+
     def _depth_defines(self, depth_tex, color_size, near, far, reversed_z) -> dict:
+        if depth_tex is None and (near is not None or far is not None):
+            raise InputError("near= / far= were given without depth_tex: they linearize a depth texture; pass "
+                             "depth_tex, or drop them")
         if not self.model.uses_depth:
             return {"USE_DEPTH": 0}
         if depth_tex is None:
             raise InputError(f"model {self.model.name!r} reads depth: pass depth_tex (and near=, far=)")
         if not isinstance(depth_tex, moderngl.Texture):
             raise InputError(f"depth_tex must be a moderngl.Texture, got {type(depth_tex).__name__}")
+        self._check_texture(depth_tex, "depth_tex")
         internal = texture_internal_format(self.ctx, depth_tex)
         if internal is not None and internal not in DEPTH_FORMATS:
             raise InputError(f"depth_tex has internal format 0x{internal:04X}, not a depth format "
@@ -299,6 +318,8 @@ class PostFX:
         self._check_live()
         if isinstance(color_tex, moderngl.Texture):
             _check_not_empty(*color_tex.size)      # C5: before any GL call, the buffers kept as they are
+        if isinstance(target, moderngl.Texture):
+            self._check_texture(target, "target")
         color_linear = self._color_is_linear(color_tex)
         depth = self._depth_defines(depth_tex, color_tex.size, near, far, reversed_z)
         width, height = color_tex.size

@@ -313,11 +313,12 @@ def test_frames_too_small_for_ssim_are_refused(data, tmp_path):
 
 def test_target_of_the_wrong_size_is_refused(data, tmp_path):
     import shutil
-    broken = tmp_path / "broken"
+    broken = data["held_mix_a"].parent / "broken"          # a sibling: the source is found at the same relative path
     shutil.copytree(data["held_mix_a"], broken)
     Image.new("RGB", (SIZE[0] // 2, SIZE[1])).save(broken / "target" / "000001.png")
-    with pytest.raises(InputError, match="000001.png"):
+    with pytest.raises(InputError, match="000001.png.*not the one targets.json recorded"):
         evaluate(unet(1, 8), broken, runs=1, warmup=0)
+    shutil.rmtree(broken)
 
 
 @pytest.mark.parametrize("runs,warmup", [(0, 1), (2, -1), (1.5, 0)])

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import image_io
+from ..dataset import INDEX as VIEWS_INDEX
 from ..errors import InputError, TrainingDataError
+from ..indexed_folder import read_recorded
+from .pairs import INDEX as TARGETS_INDEX
 from .pairs import load_pair, load_targets_index
 
 # np.random.default_rng keys: the first element keeps the streams apart
 SHUFFLE_STREAM, CROP_STREAM = 11, 12
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale + alpha", 6: "RGBA"}
 
 
 def encode_input(rgb: np.ndarray, depth01: np.ndarray, in_channels: int) -> np.ndarray:
@@ -44,71 +46,22 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 # --- the pre-flight check -------------------------------------------------------------
 
-def _png_header(path: Path) -> tuple[int, int] | None:
-    """(bit depth, colour type) from a PNG's IHDR, or None when the file is not a PNG.
-    Pillow opens a 16-bit RGB PNG as 8-bit "RGB" without a word, so the header is read."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-    except OSError:
-        return None
-    if len(head) < 26 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
-        return None
-    return head[24], head[25]
-
-
-def _describe(path: Path, mode: str) -> str:
-    header = _png_header(path)
-    if header is None:
-        return f"mode {mode}"
-    depth, colour = header
-    return f"{depth}-bit {PNG_COLOUR_TYPES.get(colour, f'colour type {colour}')}"
-
-
-def _image_problem(path: Path, mode: str, size: tuple[int, int], what: str) -> str | None:
-    """Why the image at path cannot serve as `what` (mode "RGB" = 8-bit RGB, "I;16" = 16-bit
-    greyscale, of `size` (w, h)), or None."""
-    from PIL import Image, UnidentifiedImageError
-    want = {"RGB": "8-bit RGB", "I;16": "16-bit greyscale"}[mode]
-    try:
-        with Image.open(path) as img:
-            img.load()
-            header = _png_header(path)
-            wrong_bits = mode == "RGB" and header is not None and header[0] != 8
-            if img.mode != mode or wrong_bits:
-                return f"{path}: {what} is {_describe(path, img.mode)}, expected {want}"
-            if img.size != tuple(size):
-                return f"{path}: {what} is {img.size[0]}x{img.size[1]}, expected {size[0]}x{size[1]} like the dataset"
-    except FileNotFoundError:
-        return f"{path}: {what} is missing"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return f"{path}: {what} cannot be decoded ({e})"
-    return None
-
-
-def _pair_paths(folder: Path, index: int, info: dict) -> dict[str, Path]:
-    view, source = info["dataset"]["views"][index], Path(info["source"])
-    return {"colour": source / view["color"], "depth": source / view["depth"],
-            "target": folder / info["targets"][index]}
-
-
 def _pair_problems(folder: Path, index: int, info: dict) -> list[str]:
-    """Every problem with the three files of pair `index`."""
+    """Every problem with the three files of pair `index`: each checked against the sha256
+    its index recorded, then decoded."""
+    view, record = info["dataset"]["views"][index], info["targets"][index]
     size = tuple(info["size"])
-    modes = {"colour": "RGB", "depth": "I;16", "target": "RGB"}
+    files = [(info["source_dir"], view["color"], view["color_sha256"], VIEWS_INDEX, "colour image",
+              image_io.read_color),
+             (info["source_dir"], view["depth"], view["depth_sha256"], VIEWS_INDEX, "depth map", image_io.read_depth),
+             (folder, record["file"], record["sha256"], TARGETS_INDEX, "target", image_io.read_color)]
     problems = []
-    for what, path in _pair_paths(folder, index, info).items():
-        problem = _image_problem(path, modes[what], size, what)
-        if problem:
-            problems.append(problem)
+    for base, name, sha256, index_name, what, read in files:
+        try:
+            read(Path(base) / name, what=what, size=size, data=read_recorded(Path(base), name, sha256, index_name, what))
+        except InputError as e:
+            problems.append(str(e))
     return problems
-
-
-def _has_wide_png(folder: Path, index: int, info: dict) -> bool:
-    """Whether the pair's colour or target is a 16-bit PNG, which load_pair does not catch
-    (Pillow reads a 16-bit RGB PNG as 8-bit RGB)."""
-    paths = _pair_paths(folder, index, info)
-    return any((_png_header(paths[what]) or (8,))[0] != 8 for what in ("colour", "target"))
 
 
 @dataclass
@@ -194,17 +147,12 @@ def load_folders(folders, crop: int | None = None, role: str = "training") -> Pa
         except InputError as e:
             problems.append(str(e))
             continue
-        if info["count"] == 0:
-            problems.append(f"{folder}: holds no pairs")
-            continue
         width, height = info["size"]
         if crop is not None and crop > min(width, height):
             problems.append(f"{folder}: frames are {width}x{height}, smaller than the {crop} px training crop; "
                             "pass a smaller crop or render larger frames")
         for index in range(info["count"]):
             try:
-                if _has_wide_png(folder, index, info):
-                    raise InputError("a 16-bit colour or target PNG")
                 pair = load_pair(folder, index, info)
             except InputError as e:     # list every bad file of the pair, not only the first load_pair met
                 problems += _pair_problems(folder, index, info) or [str(e)]

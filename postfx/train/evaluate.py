@@ -120,7 +120,7 @@ def _check_disjoint(heldout: Path, held: dict, train: Path, trained: dict) -> No
     """Held-out views must not be training views: same rendered dataset, or the same
     seeds (view i depends only on (seed, i)), would grade the baseline on its own data."""
     a, b = held["dataset"], trained["dataset"]
-    same_source = Path(held["source"]).resolve() == Path(trained["source"]).resolve()
+    same_source = Path(held["source_dir"]).resolve() == Path(trained["source_dir"]).resolve()
     seeds = [(d.get("seed"), d.get("town_seed")) for d in (a, b)]
     same_seeds = seeds[0] == seeds[1] and None not in seeds[0]
     if same_source or same_seeds:
@@ -211,6 +211,8 @@ class _Frames:
             self.depth.write(np.flipud(window).tobytes())
 
     def apply(self):
+        if self.depth is None:
+            return self.fx.apply(self.color)
         return self.fx.apply(self.color, self.depth, near=1.0, far=2.0)
 
     def stylize(self, rgb: np.ndarray, depth01: np.ndarray) -> np.ndarray:

@@ -3,32 +3,45 @@ one per view -- the (input, target) pairs a style is trained and evaluated on.
 
 Layout of a targets folder::
 
-    target/000000.png   RGB, 8 bit, sRGB-encoded, same name and size as the source's color/000000.png
-    targets.json        written last: the source dataset, the style and its parameters,
-                        the filter's milliseconds per frame
+    target/000000.png   RGB, 8 bit, sRGB-encoded, the size of the source's views; view i's
+                        target is target/{i:06d}.png whatever its colour file is called
+    targets.json        written last: the source dataset (its path relative to this folder,
+                        and its run id), the style and its parameters, the filter's
+                        milliseconds per frame, and the sha256 of every target file
 
-The source dataset is referenced by path (absolute, as it was when the targets
-were made), so a targets folder is small and the renders are not duplicated.
+The source dataset is referenced, not copied, so a targets folder is small. Readers
+refuse a targets folder whose index does not match its files, or whose source was
+rendered again since (another run id): postfx.indexed_folder.
 """
 from __future__ import annotations
 
-import json
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..dataset import _Progress, load_index, load_view, png_bytes, read_json_index
+from .. import image_io
+from ..dataset import INDEX as VIEWS_INDEX
+from ..dataset import _Progress, checked_size, load_index, load_view, png_bytes
 from ..errors import InputError
+from ..indexed_folder import begin_writing, read_index, read_recorded, sha256_hex, write_index
 from ..model_file import atomic_write
 
 FORMAT = "postfx.targets"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: a sha256 per target, the source's run id, targets named by view
+INDEX = "targets.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 # (rgb uint8 (H, W, 3), depth01 float32 (H, W)) -> target rgb uint8 (H, W, 3)
 StyleFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def target_name(index: int) -> str:
+    """Where view `index`'s target goes: by index, so two views whose colour files share a
+    name (in different folders) never share a target."""
+    return f"target/{index:06d}.png"
 
 
 def _prepare_out(out_dir, src: Path) -> Path:
@@ -37,6 +50,7 @@ def _prepare_out(out_dir, src: Path) -> Path:
         raise InputError(f"{out}: exists and is not a directory; pass a folder for the targets")
     if out.resolve() == src.resolve():
         raise InputError(f"{out}: the targets folder must not be the source dataset itself")
+    begin_writing(out, INDEX)           # from here until the new index, the folder reads as unfinished
     try:
         (out / "target").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -44,13 +58,31 @@ def _prepare_out(out_dir, src: Path) -> Path:
     return out
 
 
-def _write_index(out: Path, src: Path, info: dict, style: str, params: dict, ms: list[float]) -> None:
-    index = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": str(src.resolve()),
-             "style": style, "params": params, "size": info["size"], "count": len(info["views"]),
+def _source_reference(out: Path, src: Path) -> str:
+    """The source dataset as seen from the targets folder: a relative path (the two folders
+    move together, and no machine's absolute path is recorded), absolute only where no
+    relative path exists (another drive)."""
+    try:
+        return Path(os.path.relpath(src.resolve(), out.resolve())).as_posix()
+    except ValueError:
+        return str(src.resolve())
+
+
+def _write_index(out: Path, src: Path, info: dict, style: str, params: dict, ms: list[float],
+                 hashes: list[str]) -> None:
+    index = {"format": FORMAT, "format_version": FORMAT_VERSION, "source": _source_reference(out, src),
+             "source_run": info["run"], "style": style, "params": params, "size": info["size"],
+             "count": len(info["views"]),
              "filter_ms_per_frame": {"mean": round(float(np.mean(ms)), 3) if ms else None,
                                      "per_view": [round(v, 3) for v in ms]},
-             "targets": [f"target/{Path(v['color']).name}" for v in info["views"]]}
-    atomic_write(out / "targets.json", (json.dumps(index, indent=1) + "\n").encode("utf-8"))
+             "targets": [{"file": target_name(i), "sha256": h} for i, h in enumerate(hashes)]}
+    write_index(out, INDEX, index)
+
+
+def _write_target(out: Path, index: int, rgb: np.ndarray) -> str:
+    data = png_bytes(rgb)
+    atomic_write(out / target_name(index), data)
+    return sha256_hex(data)
 
 
 def _check_target(rgb, size, what: str) -> np.ndarray:
@@ -67,7 +99,7 @@ def stylize_dataset(src_dir, out_dir, style: str, fn: StyleFn, params: dict | No
     src = Path(src_dir)
     info = load_index(src)
     out = _prepare_out(out_dir, src)
-    ms = []
+    ms, hashes = [], []
     bar = _Progress(len(info["views"]), progress, unit="view", desc=f"stylizing ({style})")
     try:
         for index, view in enumerate(info["views"]):
@@ -76,11 +108,11 @@ def stylize_dataset(src_dir, out_dir, style: str, fn: StyleFn, params: dict | No
             target = fn(rgb, depth01)
             ms.append((time.perf_counter() - start) * 1000.0)
             target = _check_target(target, info["size"], f"{style} on {view['color']}")
-            atomic_write(out / "target" / Path(view["color"]).name, png_bytes(target))
+            hashes.append(_write_target(out, index, target))
             bar.step()
     finally:
         bar.close()
-    _write_index(out, src, info, style, dict(params or {}), ms)
+    _write_index(out, src, info, style, dict(params or {}), ms, hashes)
     return out
 
 
@@ -95,27 +127,13 @@ def _find_images(folder: Path, stem: str) -> list[Path]:
     return found
 
 
-# Pillow modes of at most 8 bits per channel: they convert to RGB without losing range
-# (a 16-bit grey image would be clipped, so it is refused rather than converted).
-_EIGHT_BIT_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "L", "LA", "1")
-
-
 def _read_target(path: Path, size) -> tuple[np.ndarray | None, str | None]:
-    """(rgb uint8 (H, W, 3), None) or (None, what is wrong with the file)."""
-    from PIL import Image, UnidentifiedImageError
-    width, height = size
+    """(rgb uint8 (H, W, 3), None) or (None, what is wrong with the file): postfx.image_io's
+    rules for a colour picture (a 16-bit grey target is scaled to 8 bits, not clipped)."""
     try:
-        with Image.open(path) as img:
-            if img.size != (width, height):
-                return None, f"{img.size[0]}x{img.size[1]}, the dataset's views are {width}x{height}"
-            if img.mode not in _EIGHT_BIT_MODES:
-                what = {"I;16": "16-bit grey", "I;16B": "16-bit grey", "I;16L": "16-bit grey", "I": "32-bit integer",
-                        "F": "32-bit float", "CMYK": "CMYK"}.get(img.mode, f"mode {img.mode}")
-                return None, f"{what} image; save targets as 8-bit RGB (or 8-bit grey)"
-            img.load()          # decodes the whole file: a truncated one fails here
-            return np.asarray(img.convert("RGB")), None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        return None, f"cannot read it ({e})"
+        return image_io.read_color(path, what="target", size=size), None
+    except InputError as e:
+        return None, str(e).removeprefix(f"{path}: ")
 
 
 def targets_from_folder(src_dir, folder, out_dir, progress: bool = True) -> Path:
@@ -129,11 +147,16 @@ def targets_from_folder(src_dir, folder, out_dir, progress: bool = True) -> Path
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of target images")
     size = info["size"]
+    stems = [Path(view["color"]).stem for view in info["views"]]
+    shared = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if shared:
+        raise InputError(f"{src / VIEWS_INDEX}: views share colour file names ({', '.join(shared[:5])}"
+                         f"{' ...' if len(shared) > 5 else ''}), so a folder of targets named after them is "
+                         "ambiguous; nothing was written")
     paths, problems = [], []
     bar = _Progress(len(info["views"]), progress, unit="view", desc="checking targets")
     try:
-        for view in info["views"]:
-            stem = Path(view["color"]).stem
+        for stem in stems:
             found = _find_images(folder, stem)
             if not found:
                 problems.append(f"{folder / stem}.*: missing (one image per view, named like color/{stem}.png)")
@@ -154,44 +177,57 @@ def targets_from_folder(src_dir, folder, out_dir, progress: bool = True) -> Path
         raise InputError(f"{len(problems)} of {len(info['views'])} targets in {folder} are unusable{empty}; "
                          "nothing was written:\n  " + "\n  ".join(problems))
     out = _prepare_out(out_dir, src)
+    hashes = []
     bar = _Progress(len(paths), progress, unit="view", desc="copying targets")
     try:
-        for view, path in zip(info["views"], paths):
+        for index, path in enumerate(paths):
             rgb, problem = _read_target(path, size)
             if problem:         # changed since it was checked a moment ago
                 raise InputError(f"{path}: {problem}")
-            atomic_write(out / "target" / Path(view["color"]).name, png_bytes(rgb))
+            hashes.append(_write_target(out, index, rgb))
             bar.step()
     finally:
         bar.close()
-    _write_index(out, src, info, "folder", {"folder": str(folder.resolve())}, [])
+    _write_index(out, src, info, "folder", {"folder": _source_reference(out, folder)}, [], hashes)
     return out
 
 
 def load_targets_index(out_dir) -> dict:
-    """The parsed targets.json of a targets folder, with 'dataset' (the source's views.json) added."""
-    path = Path(out_dir) / "targets.json"
-    index = read_json_index(path, FORMAT, FORMAT_VERSION, "postfx dataset stylize")
-    index["dataset"] = load_index(index["source"])
-    if len(index["dataset"]["views"]) != index.get("count") or len(index.get("targets", [])) != index.get("count"):
-        raise InputError(f"{path}: its count does not match the source dataset {index['source']}; "
-                         "re-run `postfx dataset stylize`")
-    return index
+    """The targets.json of a targets folder, read through its schema, with "dataset" (the
+    source's views.json), "source_dir" (the source folder) and "folder" added. Refused:
+    no index (never finished, or a run over it interrupted), fields of the wrong type, no
+    targets, a source rendered again since (another run id), counts that disagree."""
+    folder = Path(out_dir)
+    fields = read_index(folder / INDEX, FORMAT, FORMAT_VERSION, "postfx dataset stylize")
+    source = Path(fields.get("source", str))
+    source_dir = Path(os.path.normpath(source if source.is_absolute() else folder / source))
+    dataset = load_index(source_dir)
+    if fields.get("source_run", str) != dataset["run"]:
+        raise InputError(f"{fields.path}: its source {source_dir} was rendered again since these targets were "
+                         "made (another run id): run `postfx dataset stylize` again")
+    count = fields.whole("count", 1)
+    targets = fields.objects("targets", at_least=1)
+    if not len(targets) == count == dataset["count"]:
+        raise InputError(f"{fields.path}: {len(targets)} targets, 'count' {count}, and the source dataset has "
+                         f"{dataset['count']} views; run `postfx dataset stylize` again")
+    for target in targets:
+        target.relative_file("file")
+        target.sha256("sha256")
+    if checked_size(fields) != tuple(dataset["size"]):
+        raise InputError(f"{fields.path}: 'size' {fields.doc['size']} is not the source's {dataset['size']}")
+    fields.get("style", str)
+    fields.get("params", dict)
+    fields.object("filter_ms_per_frame").get("mean", (int, float), optional=True)
+    return dict(fields.doc, dataset=dataset, source_dir=source_dir, folder=folder)
 
 
 def load_pair(out_dir, index: int, info: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pair `index`: (rgb uint8 (H, W, 3), depth01 float32 (H, W), target uint8 (H, W, 3)).
-    Pass `info` (load_targets_index's result) to skip re-reading the indexes in a loop."""
-    from PIL import Image, UnidentifiedImageError
+    """Pair `index`: (rgb uint8 (H, W, 3), depth01 float32 (H, W), target uint8 (H, W, 3)),
+    every file checked against the sha256 its index recorded. Pass `info`
+    (load_targets_index's result) to skip re-reading the indexes in a loop."""
     info = info or load_targets_index(out_dir)
-    rgb, depth01 = load_view(info["source"], index, info["dataset"])
-    path = Path(out_dir) / info["targets"][index]
-    try:
-        with Image.open(path) as img:
-            if img.mode != "RGB" or img.size != (rgb.shape[1], rgb.shape[0]):
-                raise InputError(f"{path}: {img.mode} {img.size[0]}x{img.size[1]}, expected RGB "
-                                 f"{rgb.shape[1]}x{rgb.shape[0]}; re-run `postfx dataset stylize`")
-            target = np.asarray(img)
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
-        raise InputError(f"{path}: cannot read it ({e})") from None
+    rgb, depth01 = load_view(info["source_dir"], index, info["dataset"])
+    record = info["targets"][index]
+    data = read_recorded(Path(out_dir), record["file"], record["sha256"], INDEX, "target")
+    target = image_io.read_color(Path(out_dir) / record["file"], what="target", size=rgb.shape[1::-1], data=data)
     return rgb, depth01, target

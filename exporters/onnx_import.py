@@ -141,8 +141,10 @@ def _load(source) -> tuple[onnx.ModelProto, str | None]:
                                   "Nothing was written")
         return source, None
     path = os.fspath(source)
+    if os.path.isdir(path):
+        raise ExportError(f"{path}: is a folder; pass the .onnx file. Nothing was written")
     if not os.path.isfile(path):
-        raise ExportError(f"{path}: no such ONNX file. Nothing was written")
+        raise ExportError(f"{path}: no such ONNX file (or not a regular file). Nothing was written")
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as e:

@@ -546,6 +546,7 @@ def _add_export(subparsers) -> None:
 
 
 def _cmd_export(args) -> int:
+    import math
     import time
 
     from .errors import ExportError
@@ -558,6 +559,13 @@ def _cmd_export(args) -> int:
     if suffix != ".onnx":
         raise InputError(f"{args.model}: postfx export reads ONNX files (.onnx); for a torch module call "
                          "postfx.export_torch in Python")
+    if Path(args.model).is_dir():
+        raise InputError(f"{args.model}: is a folder; pass the .onnx file")
+    for flag, value_range in (("--input-range", args.input_range), ("--output-range", args.output_range)):
+        low, high = value_range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise InputError(f"{flag} {low:g} {high:g}: give two finite values, LO < HI (the values the network "
+                             "uses for colour 0 and 1; default -1 1)")
     try:
         from .exporters.onnx_import import import_onnx
     except ImportError as e:
@@ -626,6 +634,10 @@ def main(argv: list[str] | None = None) -> int:
     except PostFXError as e:
         print(f"postfx: error: {_printable(str(e))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Every writer leaves its folder or file safe (old state, or refused by its readers).
+        print("postfx: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # `postfx info X | head` closed the pipe: not an error of ours. Point stdout
         # at devnull so the interpreter's final flush does not raise again.

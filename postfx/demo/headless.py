@@ -34,7 +34,21 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
 class _VideoSink:
     """MP4 through imageio-ffmpeg, or numbered PNGs when `out` is a folder / .png pattern."""
 
+    @staticmethod
+    def check(out: Path) -> None:
+        """Refuse an output that cannot be written, before any frame is rendered."""
+        if out.suffix.lower() == ".mp4":
+            parent = out.parent if str(out.parent) else Path(".")
+            if out.is_dir() or not parent.is_dir():
+                raise InputError(f"--out {out}: " + ("is a folder; name the .mp4 file" if out.is_dir() else
+                                                     f"the folder {parent} does not exist; create it first"))
+        elif out.suffix != "":
+            raise InputError(f"--out {out}: use a .mp4 file or a folder for PNG frames")
+        elif out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder for PNG frames")
+
     def __init__(self, out: Path, size):
+        self.check(out)
         self.out, self.size, self.frames_written = out, size, 0
         self.png_dir = None
         if out.suffix.lower() == ".mp4":
@@ -48,10 +62,11 @@ class _VideoSink:
                                                       macro_block_size=1, ffmpeg_log_level="error")
             self.writer.send(None)
         elif out.suffix == "":
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"--out {out}: cannot make the folder for PNG frames ({e})") from None
             self.png_dir = out
-        else:
-            raise InputError(f"--out {out}: use a .mp4 file or a folder for PNG frames")
 
     def write(self, rgb: np.ndarray) -> None:
         if self.png_dir is not None:
@@ -87,6 +102,7 @@ def render_headless(frames: int, size, out, *, style=None, seed: int = 0, intern
     if frames < 1:
         raise InputError(f"--frames must be >= 1, got {frames}")
     out = Path(out)
+    _VideoSink.check(out)
     ctx = headless_context()
     demo = DemoFrame(ctx, size, style=style, seed=seed, internal_scale=internal_scale, strength=strength, fp16=fp16,
                      frame_budget_ms=frame_budget_ms)

@@ -593,6 +593,15 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     the old or the new complete file (D1); a failed write raises FileWriteError.
     A kill can leave the temp file (.NAME.HEX.tmp) behind, never under NAME."""
     path = os.fspath(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode):
+            # A FIFO, a device, a socket: replacing it is not what anyone asking to write a file means.
+            raise FileWriteError(f"{path}: exists and is not a regular file (a FIFO or a device?); nothing was "
+                                 "written. Choose another path")
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        pass
+    except OSError as e:
+        raise _write_error(path, e) from None
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as for any new file

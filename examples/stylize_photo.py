@@ -15,10 +15,10 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 import postfx
+from postfx.image_io import read_color, read_depth
 
 HERE = Path(__file__).parent
 
@@ -26,14 +26,16 @@ HERE = Path(__file__).parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default=HERE / "sample.png", type=Path, help="the picture (RGB)")
-    parser.add_argument("--depth", default=HERE / "sample_depth.png", type=Path, help="its 16-bit depth PNG")
+    parser.add_argument("--depth", default=HERE / "sample_depth.png", type=Path,
+                        help="its depth map: normalized linear depth as 8- / 16-bit grey or a float TIFF")
     parser.add_argument("--model", default="toon-preview", help="bundled style name or .safetensors file")
     parser.add_argument("--out", default="stylized.png", type=Path, help="result with depth")
     parser.add_argument("--out-no-depth", default="stylized_no_depth.png", type=Path, help="result, RGB only")
     args = parser.parse_args()
 
-    rgb = np.asarray(Image.open(args.image).convert("RGB"))                   # (H, W, 3) uint8
-    depth = np.asarray(Image.open(args.depth)).astype(np.uint16)              # (H, W) uint16, 0 = near
+    # postfx's reader: modes by rule (16-bit grey scaled, not clipped), EXIF orientation applied
+    rgb = read_color(args.image)                                              # (H, W, 3) uint8
+    depth = read_depth(args.depth, size=rgb.shape[1::-1])                     # (H, W) float32 in [0, 1], 0 = near
     model = postfx.load(args.model)
     print(f"{args.image.name}: {rgb.shape[1]}x{rgb.shape[0]}, model {model.name!r} reads "
           f"{'colour and depth' if model.uses_depth else 'colour only'}")

@@ -673,6 +673,21 @@ JSON_VALUES = st.recursive(
     max_leaves=8)
 
 
+def edit_json(data, root, keep=lambda path: False) -> None:
+    """One to three random edits of a JSON document in place: a value replaced by a
+    random one, or a key deleted. keep(path): paths to leave alone."""
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = [p for p in json_paths(root) if not keep(p)]
+        *parent_path, key = data.draw(st.sampled_from(paths))
+        parent = root
+        for step in parent_path:
+            parent = parent[step]
+        if data.draw(st.integers(0, 4)) == 0 and isinstance(parent, dict):
+            del parent[key]
+        else:
+            parent[key] = data.draw(JSON_VALUES)
+
+
 def json_paths(node, prefix=()):
     """Every (container, key) path in a JSON document."""
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
@@ -693,17 +708,7 @@ def test_A10_random_header_edits_raise_only_postfx_errors(tiny_bytes):
         # graph and contract checks are, behind the checksum.
         edit_meta = data.draw(st.integers(0, 3)) > 0
         fix_checksum = edit_meta and data.draw(st.integers(0, 4)) > 0
-        root = meta if edit_meta else header
-        for _ in range(data.draw(st.integers(1, 3))):
-            paths = [p for p in json_paths(root) if not (fix_checksum and p[0] == "checksum")]
-            *parent_path, key = data.draw(st.sampled_from(paths))
-            parent = root
-            for step in parent_path:
-                parent = parent[step]
-            if data.draw(st.integers(0, 4)) == 0 and isinstance(parent, dict):
-                del parent[key]
-            else:
-                parent[key] = data.draw(JSON_VALUES)
+        edit_json(data, meta if edit_meta else header, keep=lambda path: fix_checksum and path[0] == "checksum")
         if edit_meta:
             if fix_checksum:
                 meta["checksum"]["value"] = checksum(meta, tensor_table(header), region)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from promises import record_promise
-from test_model_file import JSON_VALUES, byte_mutations, json_paths
+from test_model_file import byte_mutations, edit_json
 
 from postfx import cli, image_io
 from postfx.dataset import render_views
@@ -67,15 +67,7 @@ def test_E3_random_index_edits_raise_only_input_errors(pair_folders, tmp_path):
     def edit(data):
         which = data.draw(st.sampled_from(sorted(originals)))
         root = json.loads(json.dumps(originals[which]))
-        for _ in range(data.draw(st.integers(1, 3))):
-            *parent_path, key = data.draw(st.sampled_from(list(json_paths(root))))
-            parent = root
-            for step in parent_path:
-                parent = parent[step]
-            if data.draw(st.integers(0, 3)) == 0 and isinstance(parent, dict):
-                del parent[key]
-            else:
-                parent[key] = data.draw(JSON_VALUES)
+        edit_json(data, root)
         folder = scratch_views if which == "views.json" else scratch_targets
         for name, doc in originals.items():
             target = scratch_views if name == "views.json" else scratch_targets

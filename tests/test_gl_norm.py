@@ -274,7 +274,6 @@ def test_C6_norm_buffers_are_counted_in_the_memory_figures(gl_ctx):
     model = stem_chain()
     network = GLNetwork(gl_ctx, model, kernels="optimized", fp16=True)
     try:
-        limits = dispatch.DeviceLimits.of(gl_ctx)
         held = sum(b.size for b in network.weights.values())
         held += sum(t.width * t.height * 16 for t in network.weight_images.values())
         assert weight_bytes(model, network.choices) == held

@@ -14,7 +14,6 @@ import time
 import zlib
 from pathlib import Path
 
-import moderngl
 import numpy as np
 import pytest
 from PIL import Image

@@ -237,7 +237,7 @@ def _measure(args, backends: list[str], ctx, env: dict) -> dict:
             record["ceiling"] = ceiling.summary()
         if args.whole_frame:
             print(f"whole frame: depths {args.depths}, ngf {WHOLE_FRAME_NGF}, "
-                  f"{', '.join('%dx%d' % s for s in args.whole_frame_sizes)}")
+                  f"{', '.join(f'{w}x{h}' for w, h in args.whole_frame_sizes)}")
             record["whole_frame"] = grid.run_whole_frame(
                 ctx, args.depths, args.whole_frame_sizes, ngf=WHOLE_FRAME_NGF, repeat=args.repeat,
                 warmup=args.warmup, max_seconds=args.max_seconds_per_cell, seed=args.seed)

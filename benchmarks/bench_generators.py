@@ -54,10 +54,10 @@ def sliced_steps(network, budget_ms: float) -> int:
 
 def measure(args) -> dict:
     from postfx import model_format as fmt
+    from postfx.benchmarks.bench_grid import _timer_query
     from postfx.exporters.torch_export import export_torch
     from postfx.gl.context import headless_context
     from postfx.gl.programs import ProgramCache
-    from postfx.benchmarks.bench_grid import _timer_query
 
     ctx = headless_context()
     programs = ProgramCache(ctx)
@@ -86,7 +86,9 @@ def measure(args) -> dict:
                             runner = runners.GLRunner(ctx, programs, model, run_h, run_w, backend, frame,
                                                       _timer_query(ctx))
                         else:
-                            runner = runners.TorchRunner(ctx, lambda: torch_net(name).eval(), model, run_h, run_w,
+                            def make_net(name=name):
+                                return torch_net(name).eval()
+                            runner = runners.TorchRunner(ctx, make_net, model, run_h, run_w,
                                                          backend, frame)
                     except runners.Skip as e:
                         rows.append({**row, "skipped": str(e)})

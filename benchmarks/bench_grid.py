@@ -14,9 +14,9 @@ import statistics
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 if not __package__:                 # imported by a script: this checkout's postfx first
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -90,7 +90,7 @@ class Ceiling:
 
 
 # moderngl 5's Query has no release(): one per context, however many runs it serves.
-_timer_queries: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_timer_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _timer_query(ctx):

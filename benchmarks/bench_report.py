@@ -265,7 +265,7 @@ def plot_grid(cells: list[dict], path: Path) -> Path | None:
     ok = [c for c in cells if c["status"] == "ok"]
     ngfs = sorted({c["ngf"] for c in ok}) or [None]
     fig, axes = plt.subplots(1, len(ngfs), figsize=(6.5 * len(ngfs), 4.8), squeeze=False)
-    for ax, ngf in zip(axes[0], ngfs):
+    for ax, ngf in zip(axes[0], ngfs, strict=True):
         lines: dict = {}
         for c in ok:
             if c["ngf"] == ngf:

@@ -95,7 +95,7 @@ def main(argv=None) -> None:
 
     times = {key: [] for key in networks}
     ceilings = []
-    for repeat in range(args.repeats):
+    for _ in range(args.repeats):
         ceilings.append(measure_ceiling(ctx, programs=programs, seconds=0.1)["gflops"])
         for key, network in networks.items():
             times[key].append(time_frame(network))

@@ -40,7 +40,7 @@ def measure_ceiling(ctx, *, programs: ProgramCache | None = None, seconds: float
             program["c"] = (0.1, 0.2, 0.3, 0.4)
             sink.bind_to_storage_buffer(0)
 
-            def run(iterations):
+            def run(iterations, program=program):
                 program["iterations"] = iterations
                 ctx.finish()
                 start = time.perf_counter()

@@ -113,7 +113,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="256x256 frame and 2 repeats unless given")
     parser.add_argument("--fp16", action="store_true", help="fp16 storage (checked against fp16-rounded inputs)")
-    parser.add_argument("--variants", nargs="+", default=list(conv_kernels.CONV_VARIANTS), choices=list(conv_kernels.CONV_VARIANTS))
+    variants = list(conv_kernels.CONV_VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=variants, choices=variants)
     args = parser.parse_args(argv)
     given = argv if argv is not None else sys.argv
     if args.quick:

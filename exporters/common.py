@@ -101,4 +101,4 @@ def divergence(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
 def real_channels(lanes: np.ndarray, segments) -> np.ndarray:
     """(lanes, H, W) -> (channels, H, W): drop each segment's padding lanes."""
     starts = np.cumsum([0] + [4 * fmt.slices(c) for c in segments])
-    return np.concatenate([lanes[s:s + c] for s, c in zip(starts, segments)])
+    return np.concatenate([lanes[s:s + c] for s, c in zip(starts[:-1], segments, strict=True)])

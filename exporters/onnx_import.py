@@ -460,8 +460,8 @@ class Lowering:
         axes = [0, 1, 2, 3] if axes is None else [int(x) % 4 for x in np.asarray(axes).reshape(-1)]
         if len(pads) != 2 * len(axes):
             raise self._unsupported(node, f"{len(pads)} pads for axes {axes}")
-        begin = dict(zip(axes, pads[:len(axes)]))
-        end = dict(zip(axes, pads[len(axes):]))
+        begin = dict(zip(axes, pads[:len(axes)], strict=False))
+        end = dict(zip(axes, pads[len(axes):], strict=False))
         if any(begin.get(x, 0) or end.get(x, 0) for x in (0, 1)):
             raise self._unsupported(node, f"pads {pads} pad the batch or channel axis")
         sides = {begin.get(2, 0), begin.get(3, 0), end.get(2, 0), end.get(3, 0)}
@@ -531,7 +531,7 @@ class Lowering:
                 problems.append("antialias=1")
         scales = [] if scales is None else [float(s) for s in np.asarray(scales).reshape(-1)]
         axes = [int(x) % 4 for x in a.get("axes", range(len(scales)))]
-        by_axis = {**{0: 1.0, 1: 1.0}, **dict(zip(axes, scales))}
+        by_axis = {**{0: 1.0, 1: 1.0}, **dict(zip(axes, scales, strict=False))}
         if not problems and [by_axis.get(x) for x in range(4)] != [1.0, 1.0, 2.0, 2.0]:
             problems.append(f"scales {scales} (only 2x along height and width is supported)")
         if mode == "nearest":

@@ -48,10 +48,20 @@ from postfx.errors import ExportError, ExportVerificationError, NormSemanticsMis
 from postfx.model_file import Model, save_model
 
 from .builder import build_model
-from .common import (BATCHNORM_CHOICES, PROBE_SEED, VERIFY_ATOL, VERIFY_RTOL, checked_graph, default_probe_size,
-                     probe_frame,
-                     divergence as _divergence, finite as _finite, is_raw as _is_raw, real_channels as _real_channels,
-                     torch_in_channels as _torch_in_channels)
+from .common import (
+    BATCHNORM_CHOICES,
+    PROBE_SEED,
+    VERIFY_ATOL,
+    VERIFY_RTOL,
+    checked_graph,
+    default_probe_size,
+    probe_frame,
+)
+from .common import divergence as _divergence
+from .common import finite as _finite
+from .common import is_raw as _is_raw
+from .common import real_channels as _real_channels
+from .common import torch_in_channels as _torch_in_channels
 from .packing import fold_batchnorm
 
 SUPPORTED = ("Conv2d (square kernel, groups=1, dilation=1, zeros or reflect padding), "

@@ -12,7 +12,7 @@ from .model_file import DEFAULT_STYLE, Model, load
 
 BACKENDS = ("gl", "numpy")
 _NETWORK_CACHE_SIZE = 4
-_networks: "OrderedDict[tuple, object]" = OrderedDict()
+_networks: OrderedDict[tuple, object] = OrderedDict()
 
 
 def _gl_network(model: Model, kernels: str, fp16: bool):

@@ -125,6 +125,7 @@ def _add_tune(subparsers) -> None:
 def _cmd_tune(args) -> int:
     import math
     import time
+
     from .gl.kernel_cache import KernelCache
     from .gl.report import kernel_lines, shown_path
     from .gl.tuner import Tuner

@@ -109,10 +109,10 @@ class Fields:
                              "the folder")
         return value
 
-    def object(self, key: str) -> "Fields":
+    def object(self, key: str) -> Fields:
         return Fields(self.get(key, dict), self.path, self._name(key))
 
-    def objects(self, key: str, *, at_least: int = 0) -> list["Fields"]:
+    def objects(self, key: str, *, at_least: int = 0) -> list[Fields]:
         items = self.get(key, list)
         if len(items) < at_least:
             raise InputError(f"{self.path}: field {self._name(key)!r} holds {len(items)} entries; at least "

@@ -29,9 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from . import model_format as fmt
-from .errors import (ChecksumMismatch, FileWriteError, ModelFileError, ModelFormatError, ModelGraphError,
-                     NormSemanticsMismatch, NotAModelFile, StyleNotFound, TensorError, UnsupportedFormatVersion,
-                     UnsupportedNormSemantics)
+from .errors import (
+    ChecksumMismatch,
+    FileWriteError,
+    ModelFileError,
+    ModelFormatError,
+    ModelGraphError,
+    NormSemanticsMismatch,
+    NotAModelFile,
+    StyleNotFound,
+    TensorError,
+    UnsupportedFormatVersion,
+    UnsupportedNormSemantics,
+)
 from .model_format import brief
 
 MAX_HEADER_BYTES = 16 << 20          # a 1024-layer model's header is far below this
@@ -536,7 +546,7 @@ def bundled_style_path(name: str) -> Path:
     return path
 
 
-def load(model: "str | os.PathLike | Model") -> Model:
+def load(model: str | os.PathLike | Model) -> Model:
     """A Model from a Model, a path to a .safetensors file, or a bundled style name.
     A bare name is a path only if such a file exists (a folder named after a style
     -- its training data, say -- does not hide the bundled style)."""

@@ -234,7 +234,8 @@ def parse_layer(d, index: int) -> Layer:
         kw["out_channels"] = _int_field(d, "out_channels", where, 1, MAX_CHANNELS)
         kw["kernel"] = _int_field(d, "kernel", where, 1, MAX_KERNEL)
         kw["stride"] = _int_field(d, "stride", where, 1, MAX_STRIDE)
-        kw["padding"] = _int_field(d, "padding", where, 0, kw["kernel"] - 1 if op == "conv_transpose2d" else kw["kernel"])
+        most = kw["kernel"] - 1 if op == "conv_transpose2d" else kw["kernel"]
+        kw["padding"] = _int_field(d, "padding", where, 0, most)
         kw["padding_mode"] = _choice(d, "padding_mode", where, PADDING_MODES, "zeros")
         if op == "conv_transpose2d":
             kw["output_padding"] = _int_field(d, "output_padding", where, 0, kw["stride"] - 1)
@@ -362,7 +363,8 @@ def build_graph(layers: list[Layer], input_channels: int, output: str) -> Graph:
             segs = srcs[0].segments
         elif layer.op == "add":
             if srcs[0].segments != srcs[1].segments:
-                raise ModelGraphError(f"{where}: add of tensors with channels {srcs[0].segments} and {srcs[1].segments}")
+                raise ModelGraphError(f"{where}: add of tensors with channels {srcs[0].segments} and "
+                                      f"{srcs[1].segments}")
             segs = srcs[0].segments
         elif layer.op == "concat":
             segs = tuple(c for s in srcs for c in s.segments)

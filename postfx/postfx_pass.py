@@ -11,9 +11,9 @@ import moderngl
 from . import model_format as fmt
 from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
 from .gl.context import allocating, is_live, renderer, require_compute
-from .gl.network import GLNetwork, weight_bytes
 from .gl.conv_kernels import static_choice
 from .gl.dispatch import DeviceLimits
+from .gl.network import GLNetwork, weight_bytes
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, ScissorOff, texture_internal_format
 from .model_file import Model, load

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 _IS = ctypes.CFUNCTYPE(ctypes.c_ubyte, ctypes.c_uint)
 _GEN_OR_DELETE = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.POINTER(ctypes.c_uint))   # (n, names)
@@ -39,7 +39,7 @@ GL_DELETE_STATUS = 0x8B80
 MIN_SCAN = 1024
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gl(name: str, prototype):
     egl = ctypes.CDLL("libEGL.so.1")
     egl.eglGetProcAddress.restype = ctypes.c_void_p

@@ -9,8 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from postfx.benchmarks.reference_generators import (  # noqa: F401  (re-exported for the tests)
-    ResnetGenerator, UnetGenerator, frame_statistics, norm_layer, randomize_norms, resnet_generator,
-    unet_generator)
+    ResnetGenerator,
+    UnetGenerator,
+    frame_statistics,
+    norm_layer,
+    randomize_norms,
+    resnet_generator,
+    unet_generator,
+)
 
 
 class FnNet(nn.Module):

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from parity import FP32, assert_close, seeded
+
 from postfx import cli, reference
 from postfx.benchmarks import bench, bench_runners
 from postfx.benchmarks.bench_grid import CELL_FIELDS, WHOLE_FRAME_FIELDS

@@ -4,12 +4,11 @@ import subprocess
 import sys
 
 import numpy as np
+from gl_objects import difference, live_gl_objects
 from PIL import Image
 
 from postfx.demo.frame import DemoFrame
 from postfx.demo.headless import render_headless
-
-from gl_objects import difference, live_gl_objects
 
 
 def _not_flat(img):

@@ -5,12 +5,12 @@ import operator
 
 import numpy as np
 import pytest
-
 from parity import FP32, ODD_CHANNELS, ODD_SIZES, assert_close, assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
+from nets import FnNet, TinyResNet, TraceDiffers, UnetGenerator, norm_layer, randomize_norms  # noqa: E402
 from torch import nn  # noqa: E402
 
 import postfx  # noqa: E402
@@ -20,8 +20,6 @@ from postfx.errors import ExportError, ExportVerificationError, UnsupportedLayer
 from postfx.exporters import torch_export  # noqa: E402
 from postfx.exporters.torch_export import export_torch  # noqa: E402
 from postfx.train.models import UNetConfig, UNetGenerator  # noqa: E402
-
-from nets import FnNet, TinyResNet, TraceDiffers, UnetGenerator, norm_layer, randomize_norms  # noqa: E402
 
 # (in, out) with in != out; each of ODD_CHANNELS appears on both sides
 CHANNEL_PAIRS = [(1, 5), (3, 13), (5, 1), (13, 3)]
@@ -106,7 +104,7 @@ def activated_plus_raw(m, act, x):
 
 @pytest.mark.parametrize("placement", ["fused", "standalone", "input"])
 @pytest.mark.parametrize("kind,spelling", [(kind, spelling) for kind, spellings in ACTIVATIONS.items()
-                                           for spelling, f in zip(SPELLINGS, spellings) if f is not None])
+                                           for spelling, f in zip(SPELLINGS, spellings, strict=True) if f is not None])
 def test_activation(kind, spelling, placement):
     cin, cout = (13, 5) if placement != "input" else (5, 5)
     net = activation_net(kind, spelling, placement, cin, cout)

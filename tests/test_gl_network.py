@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from parity import assert_image_close, image_errors, seeded
 
 import postfx
@@ -18,6 +17,7 @@ from postfx.errors import FrameTooSmall
 torch = pytest.importorskip("torch")
 
 from nets import randomize_norms  # noqa: E402
+
 from postfx.train.models import UNetConfig, UNetGenerator  # noqa: E402
 
 # The stated tolerance for fp16 storage (fp32 arithmetic): max error 1/255 and

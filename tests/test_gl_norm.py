@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gl_objects import difference, live_gl_objects
 from parity import FP16, FP32, assert_close, seeded
 

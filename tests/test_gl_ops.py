@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from parity import FP16, FP32, assert_close, seeded
 from shader_patch import patched_shader
 
@@ -208,6 +207,7 @@ def test_B1_elementwise_ops_match_reference_and_torch(kind, channels, size, fp16
 @pytest.fixture(scope="module")
 def small_unet():
     from test_reference import unet_by_hand
+
     from postfx.train.models import UNetConfig, UNetGenerator
     torch.manual_seed(0)
     return unet_by_hand(UNetGenerator(UNetConfig(depth=3, ngf=8)).eval())
@@ -320,6 +320,7 @@ def test_tiled_falls_back_when_its_tile_exceeds_shared_memory(gl_ctx):
     small = dispatch.DeviceLimits(max_shared_memory=4096)
     assert conv_kernels.static_choice(layer, model.graph, "tiled", small).variant == "naive"
     roomy = dispatch.DeviceLimits(max_shared_memory=32768)
-    (d,) = conv_kernels.CONV_VARIANTS["tiled"].dispatches(layer, model.graph, {name: (16, 16) for name in model.graph.tensors},
+    sizes = {name: (16, 16) for name in model.graph.tensors}
+    (d,) = conv_kernels.CONV_VARIANTS["tiled"].dispatches(layer, model.graph, sizes,
                                                  False, roomy)
     assert d.shared_bytes <= 32768

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from promises import record_promise
 
 import postfx
 from postfx import errors, model_file
@@ -30,7 +31,6 @@ from postfx.exporters.builder import build_model
 from postfx.exporters.packing import pack_conv_transpose_weight
 from postfx.model_file import checksum, load, serialize
 from postfx.model_format import Layer
-from promises import record_promise
 
 # (enc1) conv 4 -> 8, k4 s2 p1, leaky relu; (dec1) transposed conv 8 -> 3, k4 s2 p1, tanh.
 SMALL = [Layer("enc1", "conv2d", ("input",), activation="leaky_relu", negative_slope=0.2,

@@ -12,13 +12,21 @@ import warnings
 
 import numpy as np
 import pytest
-
 from parity import FP32, ODD_SIZES, assert_close, assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 import torch.nn.functional as F  # noqa: E402
+from nets import (  # noqa: E402
+    FnNet,
+    TinyResNet,
+    UnetGenerator,
+    frame_statistics,
+    norm_layer,
+    randomize_norms,
+    resnet_generator,  # noqa: E402
+)
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -28,9 +36,6 @@ from postfx import model_format as fmt  # noqa: E402
 from postfx.errors import ExportError, ExportVerificationError, NormSemanticsMismatch, UnsupportedLayer  # noqa: E402
 from postfx.exporters import onnx_verify  # noqa: E402
 from postfx.exporters.onnx_import import import_onnx  # noqa: E402
-
-from nets import FnNet, TinyResNet, UnetGenerator, frame_statistics, norm_layer, randomize_norms  # noqa: E402
-from nets import resnet_generator  # noqa: E402
 
 PRESERVE = torch.onnx.TrainingMode.PRESERVE     # keeps BatchNormalization nodes (and their train / eval mode)
 
@@ -156,7 +161,8 @@ def test_pad_merges_into_the_conv(pad):
     assert {"Pad", "Constant"} <= {node.op_type for node in exported.graph.node}
     model = check_import(net, 3, pad)
     layer, = model.graph.layers
-    assert (layer.padding, layer.padding_mode) == ((kernel - 1) // 2, "reflect" if pad == "ReflectionPad2d" else "zeros")
+    mode = "reflect" if pad == "ReflectionPad2d" else "zeros"
+    assert (layer.padding, layer.padding_mode) == ((kernel - 1) // 2, mode)
 
 
 # --- normalization ----------------------------------------------------------------

@@ -5,12 +5,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from postfx import save_model
 from postfx.exporters.builder import build_model

@@ -70,7 +70,7 @@ def test_scenes_are_deterministic_and_the_sample_is_one():
 
     a, b = preview_style.make_scene((0, 0, 1), 48, 64), preview_style.make_scene((0, 0, 1), 48, 64)
     c = preview_style.make_scene((0, 0, 2), 48, 64)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], c[0])
     target = preview_style.toon(*a)
     assert target.shape == a[0].shape and 0 <= target.min() and target.max() <= 1

@@ -19,18 +19,17 @@ import warnings
 
 import numpy as np
 import pytest
-
 from parity import assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 
+from nets import UnetGenerator, frame_statistics, norm_layer, resnet_generator, unet_generator  # noqa: E402
+
 import postfx  # noqa: E402
-from postfx.exporters.torch_export import export_torch  # noqa: E402
-from postfx.gl.network import GLNetwork  # noqa: E402
 from postfx import model_format as fmt  # noqa: E402
 from postfx import reference  # noqa: E402
-
-from nets import UnetGenerator, frame_statistics, norm_layer, resnet_generator, unet_generator  # noqa: E402
+from postfx.exporters.torch_export import export_torch  # noqa: E402
+from postfx.gl.network import GLNetwork  # noqa: E402
 
 UNET_SIZES = [(256, 256), (256, 512)]       # (H, W); pad_multiple 256
 RESNET_SIZES = [(256, 256), (200, 328)]     # pad_multiple 4

@@ -17,13 +17,12 @@ from contextlib import contextmanager
 import moderngl
 import numpy as np
 import pytest
+from gl_objects import difference, live_gl_objects
+from promises import record_promise
+from test_pass import _frame_textures, expected_stylized, make_depth_texture, small_unet
 
 from postfx import errors
 from postfx.postfx_pass import PostFX
-
-from gl_objects import difference, live_gl_objects
-from test_pass import _frame_textures, expected_stylized, make_depth_texture, small_unet
-from promises import record_promise
 
 
 @pytest.fixture(scope="module")
@@ -384,7 +383,7 @@ def poke_depth(texture, values: np.ndarray, where: np.ndarray) -> None:
         attach(framebuffer, 0x8D00, source, 0)                            # DEPTH_ATTACHMENT
         clear_value = np.array([value], np.uint32).view(np.float32)
         clear(framebuffer, 0x1801, 0, clear_value.ctypes.data_as(ctypes.c_void_p))   # DEPTH
-        for y, x in zip(*np.nonzero(where & (values.view(np.uint32) == value))):
+        for y, x in zip(*np.nonzero(where & (values.view(np.uint32) == value)), strict=True):
             copy(source, 0x0DE1, 0, 0, 0, 0, texture.glo, 0x0DE1, 0, int(x), int(y), 0, 1, 1, 1)
         _gl_function("glDeleteFramebuffers")(1, ctypes.byref(framebuffer))
         _gl_function("glDeleteTextures")(1, ctypes.byref(source))

@@ -94,7 +94,7 @@ def image_files(folder: Path) -> dict[str, bytes]:
     rng = np.random.default_rng(2)
     rgb = rng.integers(0, 256, (16, 24, 3), np.uint8)
     pictures = {"colour.png": Image.fromarray(rgb), "colour.jpg": Image.fromarray(rgb),
-                "grey16.png": Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)),
+                "grey16.png": Image.fromarray(rgb[..., 0].astype(np.uint16) * 257),
                 "depth.tif": Image.fromarray(rng.uniform(0, 1, (16, 24)).astype(np.float32)),
                 "palette.png": Image.fromarray(rgb).convert("P")}
     out = {}

@@ -27,13 +27,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from promises import record_promise  # noqa: E402
+
 import postfx  # noqa: E402
 from postfx import errors  # noqa: E402
 from postfx.exporters.builder import build_model  # noqa: E402
 from postfx.model_file import serialize  # noqa: E402
 from postfx.model_format import Layer  # noqa: E402
 from postfx.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint  # noqa: E402
-from promises import record_promise  # noqa: E402
 
 MODEL_NAME = "style.safetensors"
 BIG_FLOATS = 1 << 20          # a 4 MiB checkpoint tensor: long enough a write to land kills in

@@ -5,14 +5,13 @@ import math
 
 import numpy as np
 import pytest
+from gl_objects import difference, live_gl_objects
 
 from postfx import errors
 from postfx import model_format as fmt
 from postfx.exporters.builder import build_model
 from postfx.model_format import Layer
 from postfx.postfx_pass import PostFX, _cut
-
-from gl_objects import difference, live_gl_objects
 
 NEAR, FAR = 1.0, 2.0
 TINY_MS = 1e-6          # under any dispatch's cost: one dispatch per apply()

@@ -12,7 +12,6 @@ import warnings
 import zlib
 
 import pytest
-
 from parity import FP16, FP32, assert_close, seeded
 from shader_patch import patched_shader
 
@@ -299,7 +298,8 @@ def test_every_tunable_matches_the_reference(case, fp16, gl_ctx, shared_programs
     padded = reference.to_lanes(reference.pad_to_run_size(model, x))
     want = reference.run_layers(model, padded)[layer.name]
     limits = DeviceLimits.of(gl_ctx)
-    options = [c for c in conv_kernels.candidates(layer, model.graph, limits) if c.variant in ("blocked", "cooperative")]
+    options = [c for c in conv_kernels.candidates(layer, model.graph, limits)
+               if c.variant in ("blocked", "cooperative")]
     if not fp16:
         assert len({c.variant for c in options}) == 2
     for choice in options:

@@ -160,7 +160,8 @@ class DemoWindow:
         (stylized or self.demo.target.color).use(1)
         self.composite["raw_frame"] = 0
         self.composite["stylized_frame"] = 1
-        self.composite["split"] = 0.5 if (self.state.split and self.state.effect) else (0.0 if self.state.effect else 1.0)
+        effect = self.state.effect
+        self.composite["split"] = 0.5 if (self.state.split and effect) else (0.0 if effect else 1.0)
         self.composite["divider_width"] = 1.0 / size[0]
         self.empty_vao.render(vertices=3)
         self.state.frames += 1

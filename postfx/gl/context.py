@@ -10,15 +10,22 @@ from contextlib import contextmanager
 
 import moderngl
 
-from ..errors import AllocationFailed, ContextLost, GLError, GLVersionError, InputError, SoftwareRenderer, \
-    SoftwareRendererWarning
+from ..errors import (
+    AllocationFailed,
+    ContextLost,
+    GLError,
+    GLVersionError,
+    InputError,
+    SoftwareRenderer,
+    SoftwareRendererWarning,
+)
 from .dispatch import SOFTWARE_RENDERERS
 from .egl_devices import egl_devices
 
 REQUIRED_VERSION = 430      # compute shaders and shader storage buffers
 
 _local = threading.local()
-_warned_software: "weakref.WeakSet[moderngl.Context]" = weakref.WeakSet()     # warned once per context
+_warned_software: weakref.WeakSet[moderngl.Context] = weakref.WeakSet()     # warned once per context
 
 
 def renderer(ctx: moderngl.Context) -> str:

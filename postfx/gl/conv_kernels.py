@@ -33,9 +33,23 @@ import math
 from dataclasses import dataclass
 
 from .. import model_format as fmt
-from .dispatch import (BIND_BIAS, BIND_DESTINATION, BIND_SOURCE_A, BIND_SOURCE_B, BIND_WEIGHTS, IMAGE_SOURCE_A,
-                       IMAGE_SOURCE_B, IMAGE_WEIGHTS, WEIGHT_IMAGE_WIDTH, DeviceLimits, Dispatch, ceil_div,
-                       common_defines, flat_groups, largest_divisor)
+from .dispatch import (
+    BIND_BIAS,
+    BIND_DESTINATION,
+    BIND_SOURCE_A,
+    BIND_SOURCE_B,
+    BIND_WEIGHTS,
+    IMAGE_SOURCE_A,
+    IMAGE_SOURCE_B,
+    IMAGE_WEIGHTS,
+    WEIGHT_IMAGE_WIDTH,
+    DeviceLimits,
+    Dispatch,
+    ceil_div,
+    common_defines,
+    flat_groups,
+    largest_divisor,
+)
 
 TEXEL_BYTES = 16            # a vec4 in shared memory (fp32 whatever the storage)
 MAT4_BYTES = 64
@@ -50,7 +64,7 @@ class KernelChoice:
     tunables: tuple = ()
 
     @classmethod
-    def of(cls, variant: str, tunables: dict | None = None) -> "KernelChoice":
+    def of(cls, variant: str, tunables: dict | None = None) -> KernelChoice:
         return cls(variant, tuple(sorted((tunables or {}).items())))
 
     @property
@@ -71,7 +85,7 @@ class ConvShape:
     out_slices: int
 
     @classmethod
-    def of(cls, layer: fmt.Layer, graph: fmt.Graph) -> "ConvShape":
+    def of(cls, layer: fmt.Layer, graph: fmt.Graph) -> ConvShape:
         source_slices = tuple(graph.tensors[name].slices for name in layer.inputs)
         if len(source_slices) > 2:
             raise ValueError(f"layer {layer.name!r}: conv kernels read at most two sources "

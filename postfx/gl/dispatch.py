@@ -43,7 +43,7 @@ class DeviceLimits:
         return any(name in self.renderer.lower() for name in SOFTWARE_RENDERERS)
 
     @classmethod
-    def of(cls, ctx) -> "DeviceLimits":
+    def of(cls, ctx) -> DeviceLimits:
         info = ctx.info
         defaults = cls()
         return cls(
@@ -90,7 +90,7 @@ def check_limits(d: Dispatch, limits: DeviceLimits) -> None:
     """Raise DeviceLimitError, naming the layer and the limit, for a dispatch the
     device cannot run; called before compiling and before dispatching."""
     where = f"layer {d.layer!r} ({d.shader})"
-    for axis, (count, limit) in enumerate(zip(d.groups, limits.max_work_group_count)):
+    for axis, (count, limit) in enumerate(zip(d.groups, limits.max_work_group_count, strict=True)):
         if count > limit:
             raise DeviceLimitError(f"{where}: {count} work groups along {'xyz'[axis]} exceed "
                                    f"GL_MAX_COMPUTE_WORK_GROUP_COUNT {limit} on {limits.renderer}; "

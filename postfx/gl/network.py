@@ -21,13 +21,28 @@ from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
 from ..model_file import Model
 from . import ops
 from .context import allocating, is_live, renderer, require_compute
-from .conv_kernels import (KERNEL_CHOICES, KernelChoice, candidates, conv_dispatches, is_valid_choice, static_choice,
-                           variants_of)
+from .conv_kernels import (
+    KERNEL_CHOICES,
+    KernelChoice,
+    candidates,
+    conv_dispatches,
+    is_valid_choice,
+    static_choice,
+    variants_of,
+)
 from .dispatch import BIND_DESTINATION, DeviceLimits, check_limits, tensor_sizes
 from .norm_kernels import norm_scratch_bytes
 from .programs import ProgramCache
-from .resources import (AFTER_DISPATCH, BEFORE_HOST_READ, image_view, refresh_view, run_dispatch, weight_buffer,
-                        weight_image, weight_image_bytes)
+from .resources import (
+    AFTER_DISPATCH,
+    BEFORE_HOST_READ,
+    image_view,
+    refresh_view,
+    run_dispatch,
+    weight_buffer,
+    weight_image,
+    weight_image_bytes,
+)
 
 
 def weight_bytes(model: Model, choices: dict, pending=frozenset()) -> int:
@@ -64,7 +79,7 @@ class _Layout(NamedTuple):
 class GLNetwork:
     """A model's layers as compute dispatches in one moderngl context."""
 
-    def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: "str | Mapping" = "auto",
+    def __init__(self, ctx: moderngl.Context, model: Model, *, kernels: str | Mapping = "auto",
                  fp16: bool = False, programs: ProgramCache | None = None, output_view: bool = False,
                  tuner=None):
         """kernels: "auto" (measured per run size), "optimized" (the static choice), a
@@ -128,7 +143,8 @@ class GLNetwork:
         graph = self.model.graph
         for layer in graph.layers:
             if layer.op == "instance_norm":
-                for kind, lanes in zip(("scale", "shift"), self.model.layer_weights(layer)):   # (slices, 4)
+                scale_shift = self.model.layer_weights(layer)                       # 2 x (slices, 4)
+                for kind, lanes in zip(("scale", "shift"), scale_shift, strict=True):
                     with allocating(self.ctx, f"the {kind} of layer {layer.name!r} ({4 * lanes.size} bytes)"):
                         self.weights[(kind, layer.name)] = self.ctx.buffer(lanes.astype("<f4").tobytes())
             if layer.op not in fmt.CONV_OPS:
@@ -174,7 +190,7 @@ class GLNetwork:
 
     # --- per resolution --------------------------------------------------------
 
-    def _layout(self, run_h: int, run_w: int, choices: dict, pending=frozenset()) -> "_Layout":
+    def _layout(self, run_h: int, run_w: int, choices: dict, pending=frozenset()) -> _Layout:
         """Everything resize() allocates at one run size with these kernels, checked
         against the device's limits (FrameTooLarge) without allocating anything. For
         the layers in `pending` (kernels the tuner may still change) the image views

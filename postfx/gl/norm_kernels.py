@@ -4,8 +4,19 @@ block or tile; the numpy reference is its plain counterpart."""
 from __future__ import annotations
 
 from .. import model_format as fmt
-from .dispatch import (BIND_BIAS, BIND_DESTINATION, BIND_NORM_STATISTICS, BIND_SOURCE_A, BIND_SOURCE_B,
-                       BIND_WEIGHTS, DeviceLimits, Dispatch, ceil_div, common_defines, flat_groups)
+from .dispatch import (
+    BIND_BIAS,
+    BIND_DESTINATION,
+    BIND_NORM_STATISTICS,
+    BIND_SOURCE_A,
+    BIND_SOURCE_B,
+    BIND_WEIGHTS,
+    DeviceLimits,
+    Dispatch,
+    ceil_div,
+    common_defines,
+    flat_groups,
+)
 
 # Scratch buffers of the instance_norm layers, shared by all of them (they run one
 # after another), held by the executor beside the activations. Layer names are

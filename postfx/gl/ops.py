@@ -43,8 +43,10 @@ def elementwise_dispatches(layer: fmt.Layer, graph: fmt.Graph, sizes: dict, fp16
 
 
 def layer_dispatches(layer: fmt.Layer, graph: fmt.Graph, sizes: dict, choice: KernelChoice | None, fp16: bool,
-                     limits: DeviceLimits = DeviceLimits()) -> list[Dispatch]:
-    """The dispatches of one layer at one run size; `choice` is the kernel of a conv layer."""
+                     limits: DeviceLimits | None = None) -> list[Dispatch]:
+    """The dispatches of one layer at one run size; `choice` is the kernel of a conv layer.
+    limits: the device's (default: the OpenGL 4.3 minimums)."""
+    limits = limits or DeviceLimits()
     if layer.op in fmt.CONV_OPS:
         return conv_dispatches(layer, graph, sizes, choice, fp16, limits)
     if layer.op == "instance_norm":

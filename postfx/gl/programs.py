@@ -9,7 +9,7 @@ never strings from a model file (reliability A8).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import moderngl
@@ -22,12 +22,12 @@ _KNOB = re.compile(r"^\s*#ifndef\s+(\w+)", re.M)
 _LOG_LINE = re.compile(r"^\s*(\d+)[:(](\d+)[):(]", re.M)     # Mesa "0:12(5):", NVIDIA "0(12) :"
 
 
-@lru_cache(maxsize=None)
+@cache
 def shader_source(name: str) -> str:
     return (resources.files("postfx.shaders") / name).read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def expanded_source(name: str) -> tuple[str, frozenset, tuple]:
     """The shader with includes inlined, the knobs it declares, and the file of
     each GLSL source-string number. #line markers give included text source

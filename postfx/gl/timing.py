@@ -10,7 +10,7 @@ import moderngl
 
 # moderngl 5's Query has no release(): a query per PassTimer would stay alive in a
 # long-lived context (the headless one) for every DemoFrame made in it. One per context.
-_timer_queries: "weakref.WeakKeyDictionary[moderngl.Context, moderngl.Query]" = weakref.WeakKeyDictionary()
+_timer_queries: weakref.WeakKeyDictionary[moderngl.Context, moderngl.Query] = weakref.WeakKeyDictionary()
 
 
 class PassTimer:

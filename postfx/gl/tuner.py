@@ -306,7 +306,7 @@ class Tuner:
                     report.timings[choice] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
                     continue
                 best = min(timings.values(), default=math.inf)
-                timings[choice] = self._time(network.ctx, layer.name, choice, lambda: bench.run(plan), best)
+                timings[choice] = self._time(network.ctx, layer.name, choice, lambda plan=plan: bench.run(plan), best)
                 report.timings[choice] = timings[choice]
         finally:
             bench.release()

@@ -82,13 +82,13 @@ class Camera:
 
     # --- free-fly --------------------------------------------------------------------------
 
-    def moved(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> "Camera":
+    def moved(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> Camera:
         """Fly: `forward` metres along the view direction, `right` along the horizontal
         right vector, `up` along world +y."""
         p = np.asarray(self.position) + forward * self.forward + right * self.right + up * np.array([0.0, 1.0, 0.0])
         return replace(self, position=tuple(p))
 
-    def turned(self, d_yaw: float = 0.0, d_pitch: float = 0.0) -> "Camera":
+    def turned(self, d_yaw: float = 0.0, d_pitch: float = 0.0) -> Camera:
         """Turn by d_yaw (positive: right) and d_pitch (positive: up) radians; pitch stops
         short of straight up / down, yaw wraps to (-pi, pi]."""
         yaw = math.remainder(self.yaw + d_yaw, 2 * math.pi)
@@ -101,7 +101,7 @@ class Camera:
                 "near": self.near, "far": self.far}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Camera":
+    def from_dict(cls, d: dict) -> Camera:
         return cls(tuple(d["position"]), d["yaw"], d["pitch"], d["fov_y"], d["near"], d["far"])
 
 

@@ -52,13 +52,13 @@ class Mesh:
         return len(self.indices) // 3
 
     @staticmethod
-    def concat(meshes: list["Mesh"]) -> "Mesh":
+    def concat(meshes: list[Mesh]) -> Mesh:
         meshes = [m for m in meshes if len(m.indices)]
         if not meshes:
             return Mesh(np.zeros((0, FLOATS), np.float32), np.zeros(0, np.uint32))
         offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
         return Mesh(np.concatenate([m.vertices for m in meshes]).astype(np.float32),
-                    np.concatenate([m.indices + o for m, o in zip(meshes, offsets)]).astype(np.uint32))
+                    np.concatenate([m.indices + o for m, o in zip(meshes, offsets, strict=True)]).astype(np.uint32))
 
 
 def rotate_y(points: np.ndarray, yaw) -> np.ndarray:
@@ -148,7 +148,9 @@ def unit_cone(sides: int, top_radius: float = 0.0, cap: bool = False) -> np.ndar
     """(T, 3, 3) triangles of a cone / frustum: base radius 1 at y 0, apex (or top) at y 1."""
     a = np.linspace(0, 2 * np.pi, sides + 1)[:-1]
     a0, a1 = a, np.roll(a, -1)
-    ring = lambda ang, r, y: np.stack([r * np.cos(ang), np.full_like(ang, y), -r * np.sin(ang)], -1)
+
+    def ring(ang, r, y):
+        return np.stack([r * np.cos(ang), np.full_like(ang, y), -r * np.sin(ang)], -1)
     b0, b1 = ring(a0, 1.0, 0.0), ring(a1, 1.0, 0.0)
     if top_radius == 0.0:
         tris = [np.stack([b0, b1, np.broadcast_to([0.0, 1.0, 0.0], b0.shape)], 1)]

@@ -154,7 +154,7 @@ def _layout(program, vertex_format: str, names: tuple) -> tuple:
     per_instance = vertex_format.endswith("/i")
     parts = vertex_format.removesuffix("/i").split()
     kept, fields = [], []
-    for part, name in zip(parts, names):
+    for part, name in zip(parts, names, strict=True):
         if name in program:
             kept.append(name)
             fields.append(part)
@@ -232,7 +232,7 @@ class Scene:
         identity = np.array([[0, 0, 0, 0, 1, 1, 1, 0]], np.float32)     # (1, 8): offset + yaw, tint + flap
         static = self._upload(mesh, self._keep(ctx.buffer(identity.tobytes())))
         self._static_draws = [(self._vao(program, static), first, count)
-                              for program, (first, count) in zip(group_programs, ranges) if count]
+                              for program, (first, count) in zip(group_programs, ranges, strict=True) if count]
         self._movers = {}       # kind -> (instance buffer, instance count, colour vao, shadow vao)
         for kind, rows in self.traffic.instances(0.0).items():
             instances = self._keep(ctx.buffer(reserve=max(1, rows.nbytes)))
@@ -380,4 +380,4 @@ def _sorted_by_group(mesh: Mesh) -> tuple[Mesh, list[tuple[int, int]]]:
     indices = mesh.indices.reshape(-1, 3)[order].reshape(-1)
     counts = np.bincount(tri_rank, minlength=len(STATIC_GROUPS)) * 3
     firsts = np.r_[0, np.cumsum(counts)[:-1]]
-    return Mesh(mesh.vertices, indices), list(zip(firsts.tolist(), counts.tolist()))
+    return Mesh(mesh.vertices, indices), list(zip(firsts.tolist(), counts.tolist(), strict=True))

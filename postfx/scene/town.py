@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mesh import (M, Mesh, boxes, instances, quad_grid, srgb_to_linear, unit_cone, unit_gable,
-                   unit_icosphere)
+from .mesh import M, Mesh, boxes, instances, quad_grid, srgb_to_linear, unit_cone, unit_gable, unit_icosphere
 
 GRID = 6                        # blocks per side
 PITCH = 48.0                    # street centreline spacing (m)
@@ -173,7 +172,7 @@ def _lots(rng, centre, downtown) -> list[tuple]:
 
 def _buildings(rng, blocks) -> dict:
     lots = []
-    for centre, downtown, park in zip(blocks["centres"], blocks["downtown"], blocks["park"]):
+    for centre, downtown, park in zip(blocks["centres"], blocks["downtown"], blocks["park"], strict=True):
         if not park:
             lots += [lot + (downtown,) for lot in _lots(rng, centre, downtown)]
     lx, lz, lw, ld = (np.array([lot[i] for lot in lots], np.float64) for i in range(4))

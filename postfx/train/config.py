@@ -89,7 +89,7 @@ class TrainConfig:
         raise InputError("pass a run directory (run_dir / --run-dir) or a model file (out / --out) to name one after")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -131,7 +131,7 @@ def _problems(cfg: TrainConfig) -> list[str]:
     if cfg.gan_loss not in GAN_LOSSES:
         problems.append(f"gan_loss must be one of {GAN_LOSSES}, got {cfg.gan_loss!r}")
     for name in ("lr", "beta1", "beta2", "l1_weight", "feature_matching", "decay_from", "generator.dropout"):
-        value = getattr(g, "dropout") if name == "generator.dropout" else getattr(cfg, name)
+        value = g.dropout if name == "generator.dropout" else getattr(cfg, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             problems.append(f"{name} must be a finite number >= 0, got {value!r}")
     if not problems:

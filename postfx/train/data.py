@@ -58,7 +58,8 @@ def _pair_problems(folder: Path, index: int, info: dict) -> list[str]:
     problems = []
     for base, name, sha256, index_name, what, read in files:
         try:
-            read(Path(base) / name, what=what, size=size, data=read_recorded(Path(base), name, sha256, index_name, what))
+            data = read_recorded(Path(base), name, sha256, index_name, what)
+            read(Path(base) / name, what=what, size=size, data=data)
         except InputError as e:
             problems.append(str(e))
     return problems
@@ -99,7 +100,7 @@ class PairSet:
         return xs, ys
 
     @classmethod
-    def from_arrays(cls, rgb, depth, target, name: str = "arrays") -> "PairSet":
+    def from_arrays(cls, rgb, depth, target, name: str = "arrays") -> PairSet:
         """Pairs from memory: rgb (N, H, W, 3) uint8, depth (N, H, W) float in [0, 1], target
         (N, H, W, 3) uint8 (or lists of such frames, sizes may differ between pairs). Shapes and
         dtypes are checked; values are not scanned: a NaN / Inf in depth reaches the loss, where
@@ -108,7 +109,7 @@ class PairSet:
         problems = []
         if not len(rgb) == len(depth) == len(target):
             problems.append(f"{name}: {len(rgb)} colour, {len(depth)} depth and {len(target)} target frames")
-        for i, (c, d, t) in enumerate(zip(rgb, depth, target)):
+        for i, (c, d, t) in enumerate(zip(rgb, depth, target, strict=False)):
             c, d, t = np.asarray(c), np.asarray(d), np.asarray(t)
             if c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] != 3:
                 problems.append(f"{name}#{i}: colour is {c.dtype} {c.shape}, expected uint8 (H, W, 3)")

@@ -71,7 +71,7 @@ class ColourTransfer:
     train_pixels: int
 
     @classmethod
-    def fit(cls, pairs, degree: int = 3, pixels_per_view: int = 16384, seed: int = 0) -> "ColourTransfer":
+    def fit(cls, pairs, degree: int = 3, pixels_per_view: int = 16384, seed: int = 0) -> ColourTransfer:
         """Least squares over (input rgb uint8, target rgb uint8) pairs: up to
         `pixels_per_view` pixels of each (a seeded random subset of larger frames),
         accumulated as normal equations, so any number of views fits in memory."""
@@ -359,7 +359,7 @@ def plot_quality_vs_depth(results: list[dict], path) -> Path:
     figure = Figure(figsize=(10, 4.2), dpi=110)
     FigureCanvasAgg(figure)              # an off-screen canvas: no pyplot, no global backend
     first = results[0]
-    for axis, key, label in zip(figure.subplots(1, 2), ("psnr_db", "ssim"), ("PSNR (dB)", "SSIM")):
+    for axis, key, label in zip(figure.subplots(1, 2), ("psnr_db", "ssim"), ("PSNR (dB)", "SSIM"), strict=True):
         for ngf in sorted({r["ngf"] for r in results}):
             row = sorted((r for r in results if r["ngf"] == ngf), key=lambda r: r["depth"])
             axis.plot([r["depth"] for r in row], [r[key] for r in row], "o-", label=f"network, ngf {ngf}")

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -204,7 +205,7 @@ def _bristle_texture(cv2, luma: np.ndarray, length: float, seed: int) -> np.ndar
         weights.append(coherent * np.maximum(along, 0.0) ** 4 + (1.0 - coherent) * flat)
     total = np.maximum(sum(weights), 1e-6)
     # Averaging noise along a line shrinks it; 2.5 brings the grooves back to about [-1, 1].
-    return sum(w * t for w, t in zip(weights, textures)) / total * 2.5
+    return sum(w * t for w, t in zip(weights, textures, strict=True)) / total * 2.5
 
 
 def oil(rgb: np.ndarray, depth01: np.ndarray, p: OilParams) -> np.ndarray:

@@ -179,7 +179,7 @@ def _face(canvas, cam, axis: int, value: float, lo, hi, colour_fn, corners):
     coordinates within [lo, hi] (world order x, y, z with `axis` left out), inside the
     bounding box of `corners` on screen. colour_fn(a, b) gets the two in-plane
     coordinates and returns (h, w, 3) colours, NaN where the shape leaves a hole."""
-    us, vs = zip(*(cam.project(*c) for c in corners))
+    us, vs = zip(*(cam.project(*c) for c in corners), strict=True)
     box = canvas.box(min(us), max(us), min(vs), max(vs))
     if box is None:
         return
@@ -438,8 +438,9 @@ def _train(cfg: PreviewConfig, log) -> tuple[UNetGenerator, dict]:
         top = rng.integers(0, cfg.scene_height - crop + 1, cfg.batch)
         left = rng.integers(0, cfg.scene_width - crop + 1, cfg.batch)
         flip = rng.random(cfg.batch) < 0.5
-        x = torch.stack([inputs[i, :, t:t + crop, l:l + crop] for i, t, l in zip(idx, top, left)])  # (B, 4, c, c)
-        y = torch.stack([targets[i, :, t:t + crop, l:l + crop] for i, t, l in zip(idx, top, left)])  # (B, 3, c, c)
+        windows = [(i, slice(t, t + crop), slice(x0, x0 + crop)) for i, t, x0 in zip(idx, top, left, strict=True)]
+        x = torch.stack([inputs[i, :, rows, cols] for i, rows, cols in windows])       # (B, 4, c, c)
+        y = torch.stack([targets[i, :, rows, cols] for i, rows, cols in windows])      # (B, 3, c, c)
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
         loss = F.l1_loss(net(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -466,8 +467,8 @@ def evaluate(net: UNetGenerator, cfg: PreviewConfig) -> dict:
         outputs = torch.cat([net(inputs[i:i + 1]) for i in range(len(inputs))])       # (N, 3, H, W) in [-1, 1]
     out, target, source = (_unit_range(t) for t in (outputs, targets, inputs[:, :3]))
     return {"held_out_l1": round(float(np.abs(out - target).mean() * 2), 5),
-            "held_out_psnr_db": round(float(np.mean([psnr(o, t) for o, t in zip(out, target)])), 2),
-            "input_psnr_db": round(float(np.mean([psnr(s, t) for s, t in zip(source, target)])), 2),
+            "held_out_psnr_db": round(float(np.mean([psnr(o, t) for o, t in zip(out, target, strict=True)])), 2),
+            "input_psnr_db": round(float(np.mean([psnr(s, t) for s, t in zip(source, target, strict=True)])), 2),
             "held_out_scenes": cfg.held_out,
             "notes": "procedural street scenes unseen in training; L1 in the output range [-1, 1], "
                      "PSNR on RGB in [0, 1] (mean over scenes); input_psnr_db: the unstylized input vs the target"}

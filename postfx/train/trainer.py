@@ -83,8 +83,8 @@ def feature_matching(fake_scales, real_scales) -> torch.Tensor:
     """pix2pixHD's feature-matching loss: L1 between the discriminator's activations on the
     generated and on the real pair (real ones held constant), summed over a scale's layers,
     averaged over scales."""
-    return torch.stack([sum(F.l1_loss(f, r.detach()) for f, r in zip(fake[:-1], real[:-1]))
-                        for fake, real in zip(fake_scales, real_scales)]).mean()
+    return torch.stack([sum(F.l1_loss(f, r.detach()) for f, r in zip(fake[:-1], real[:-1], strict=True))
+                        for fake, real in zip(fake_scales, real_scales, strict=True)]).mean()
 
 
 class PairCritic(nn.Module):
@@ -315,7 +315,7 @@ class Trainer:
         # (on the device: nccl reduces CUDA tensors only)
         report = self.session.sum(torch.cat([finite.float()[None], torch.where(finite, values, 0.0)])).cpu()
         if report[0].item() < self.session.world:
-            for saved, live in zip(buffers, self._buffers()):
+            for saved, live in zip(buffers, self._buffers(), strict=True):
                 live.copy_(saved)
             return None
         self.opt_d.zero_grad(set_to_none=True)
@@ -324,7 +324,7 @@ class Trainer:
         loss_g.backward()           # both before either step: the optimizers change weights in place
         self.opt_d.step()
         self.opt_g.step()
-        return dict(zip(LOSS_NAMES, (report[1:] / self.session.world).tolist()))
+        return dict(zip(LOSS_NAMES, (report[1:] / self.session.world).tolist(), strict=True))
 
     def _buffers(self) -> list[torch.Tensor]:
         return list(self.generator.buffers()) + list(self.discriminator.buffers())

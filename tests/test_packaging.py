@@ -1,6 +1,8 @@
 """What a user installs: the wheel's contents, and the runtime without torch."""
 import configparser
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,3 +129,36 @@ def test_runtime_works_without_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# --- what is committed records no machine -------------------------------------------------
+
+ABSOLUTE_PATH = re.compile(r"^(/|[A-Za-z]:[\\/]|~)")
+
+
+def strings(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_committed_metadata_and_results_hold_no_absolute_path():
+    """The bundled styles and the results files name datasets, files and folders as the user
+    typed them or by name -- never a machine's absolute layout -- and the styles name the
+    filter whose look they imitate."""
+    import postfx
+    for name in postfx.bundled_styles():
+        meta = postfx.load(name).meta
+        found = [s for s in strings(meta) if ABSOLUTE_PATH.match(s)]
+        assert not found, f"style {name}: {found[:3]}"
+        if meta.get("training") and "targets" in meta["training"]:
+            assert meta["training"]["targets"]["filter"] == name
+    for path in sorted((REPO / "benchmarks" / "results").rglob("*.json")):
+        found = [s for s in strings(json.loads(path.read_text())) if ABSOLUTE_PATH.match(s)]
+        assert not found, f"{path.relative_to(REPO)}: {found[:3]}"

@@ -146,6 +146,12 @@ def test_train_export_and_run_on_gl(folders, tmp_path):
     training, quality = model.meta["training"], model.meta["quality"]
     assert training["steps"] == training["steps_done"] == 6 and training["generator"]["depth"] == 2
     assert quality["final_losses"].keys() >= {"d", "g", "g_l1"} and quality["nonfinite_steps"] == 0
+    # provenance: the filter that made the targets, names and content ids, no path of this machine
+    assert training["targets"] == {"filter": "ink", "params": {}}
+    assert [d["name"] for d in training["data"]] == ["train"] and training["data"][0]["dataset"]["views"] == 4
+    assert training["val"][0]["name"] == "val" and quality["val_data"] == training["val"]
+    assert (training["out"], training["run_dir"]) == ("ink.safetensors", "ink.run")
+    assert str(tmp_path.parent.parent) not in json.dumps(model.meta), "an absolute path of this machine"
 
     generator = trainer.load_generator(run_dir)
     val = load_folders([folders["val"]])

@@ -18,7 +18,7 @@ import numpy as np
 from .. import image_io
 from ..dataset import INDEX as VIEWS_INDEX
 from ..errors import InputError, TrainingDataError
-from ..indexed_folder import read_recorded
+from ..indexed_folder import content_id, read_recorded
 from .pairs import INDEX as TARGETS_INDEX
 from .pairs import load_pair, load_targets_index
 
@@ -72,7 +72,7 @@ class PairSet:
     depth: list[np.ndarray]        # per pair (H, W) float32, normalized linear depth in [0, 1]
     target: list[np.ndarray]       # per pair (H, W, 3) uint8, the style's output
     names: list[str]               # per pair, for messages: "<folder>#<index>"
-    sources: list[str]             # the folders (or a description of the arrays) they came from
+    sources: list[dict]            # what they came from (describe_folder), for the model file's provenance
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -122,7 +122,18 @@ class PairSet:
         if problems:
             raise TrainingDataError(describe_problems(problems, f"{len(rgb)} in-memory pairs"), problems)
         return cls([np.asarray(c) for c in rgb], [np.asarray(d, np.float32) for d in depth],
-                   [np.asarray(t) for t in target], [f"{name}#{i}" for i in range(len(rgb))], [name])
+                   [np.asarray(t) for t in target], [f"{name}#{i}" for i in range(len(rgb))],
+                   [{"name": name, "pairs": len(rgb)}])
+
+
+def describe_folder(folder: Path, info: dict) -> dict:
+    """A targets folder as a model file's provenance records it: names, counts, the filter
+    and its parameters, content ids -- no path of the machine it was on."""
+    dataset = info["dataset"]
+    return {"name": folder.name, "pairs": info["count"], "size": list(info["size"]), "filter": info["style"],
+            "params": info["params"], "targets_id": content_id(info["targets"]),
+            "dataset": {"name": Path(info["source_dir"]).name, "views": dataset["count"], "run": dataset["run"],
+                        **{key: dataset[key] for key in ("seed", "town_seed") if dataset.get(key) is not None}}}
 
 
 def describe_problems(problems: list[str], what: str) -> str:
@@ -138,7 +149,7 @@ def load_folders(folders, crop: int | None = None, role: str = "training") -> Pa
     frames are smaller than `crop` is listed in one TrainingDataError."""
     folders = [Path(f) for f in folders]
     problems = [] if folders else [f"no {role} folders given"]
-    rgb, depth, target, names = [], [], [], []
+    rgb, depth, target, names, sources = [], [], [], [], []
     for folder in folders:
         if not folder.is_dir():
             problems.append(f"{folder}: not a folder; pass a targets folder written by `postfx dataset stylize`")
@@ -162,10 +173,11 @@ def load_folders(folders, crop: int | None = None, role: str = "training") -> Pa
             depth.append(pair[1])
             target.append(pair[2])
             names.append(f"{folder}#{index}")
+        sources.append(describe_folder(folder, info))
     if problems:
         what = f"the {role} data ({', '.join(map(str, folders)) or 'none'})"
         raise TrainingDataError(describe_problems(problems, what), problems)
-    return PairSet(rgb, depth, target, names, [str(f) for f in folders])
+    return PairSet(rgb, depth, target, names, sources)
 
 
 # --- which crops each step sees --------------------------------------------------------

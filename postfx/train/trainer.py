@@ -461,7 +461,8 @@ def _preflight(cfg: TrainConfig, data: PairSet | None, val: PairSet | None) -> t
         except TrainingDataError as e:
             problems += e.problems
     elif min(min(size) for size in data.sizes) < cfg.crop:
-        problems.append(f"{data.sources}: the {cfg.crop} px crop is larger than the smallest frame "
+        problems.append(f"{', '.join(s['name'] for s in data.sources)}: the {cfg.crop} px crop is larger than the "
+                        "smallest frame "
                         f"{min(data.sizes, key=min)} (H, W)")
     if val is None and cfg.val:
         try:
@@ -529,12 +530,24 @@ def _train(cfg, session, data, val, resume, stop_after, progress) -> TrainResult
                        trainer.nonfinite_total, trainer.seconds(), session.rank)
 
 
+def _targets_made_by(sources: list[dict]):
+    """The filter (and its parameters) that made the training targets, the look the model
+    imitates: one, or a list where the folders differ ("folder": made elsewhere)."""
+    made = [{"filter": s["filter"], "params": s["params"]} for s in sources if "filter" in s]
+    unique = [m for i, m in enumerate(made) if m not in made[:i]]
+    return unique[0] if len(unique) == 1 else unique or None
+
+
 def _export(trainer: Trainer, quality: dict):
     from postfx.exporters.torch_export import export_torch
     cfg = trainer.cfg
-    training = {**asdict(cfg), "steps_done": trainer.step, "world_size": trainer.session.world,
-                "train_seconds": round(trainer.seconds(), 1), "pairs": len(trainer.data),
-                "data_sources": trainer.data.sources, "torch": torch.__version__,
+    # Names, counts and content ids, never a path of this machine (the config's paths are
+    # replaced by what they named).
+    training = {**asdict(cfg), "data": trainer.data.sources, "val": trainer.val.sources if trainer.val else None,
+                "out": Path(cfg.out).name, "run_dir": cfg.resolved_run_dir().name,
+                "targets": _targets_made_by(trainer.data.sources),
+                "steps_done": trainer.step, "world_size": trainer.session.world,
+                "train_seconds": round(trainer.seconds(), 1), "pairs": len(trainer.data), "torch": torch.__version__,
                 "losses": f"{cfg.gan_loss} cGAN + {cfg.l1_weight} x L1"
                           + (f" + {cfg.feature_matching} x feature matching" if cfg.feature_matching else ""),
                 "optimizer": f"adam({cfg.beta1}, {cfg.beta2}), lr {cfg.lr} constant for {cfg.decay_from:.0%} "

@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--size", default="640x384", help="window size WxH")
     parser.add_argument("--frames", type=int, help="quit after N frames (default: run until closed)")
     parser.add_argument("--screenshot", help="save the last frame shown in the window as this PNG")
-    parser.add_argument("--style", default="toon-preview", help="bundled style name or .safetensors file")
+    parser.add_argument("--style", default=postfx.DEFAULT_STYLE, help="bundled style name or .safetensors file")
     parser.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = stylized")
     parser.add_argument("--no-effect", action="store_true", help="show the raw render (no pass)")
     args = parser.parse_args()

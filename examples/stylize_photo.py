@@ -8,7 +8,7 @@ first use and runs the same PostFX pass a renderer does.
 
 The depth map is a 16-bit PNG of normalized linear depth, (z - near) / (far - near) scaled to
 0..65535, as `postfx dataset render` writes it. Without depth, an RGBD model such as
-toon-preview sees every pixel at the far plane (normalized depth 1.0): depth-driven parts of
+the default ink sees every pixel at the far plane (normalized depth 1.0): depth-driven parts of
 the look (outlines at depth edges, distance fog) then follow that flat, distant depth.
 """
 import argparse
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--image", default=HERE / "sample.png", type=Path, help="the picture (RGB)")
     parser.add_argument("--depth", default=HERE / "sample_depth.png", type=Path,
                         help="its depth map: normalized linear depth as 8- / 16-bit grey or a float TIFF")
-    parser.add_argument("--model", default="toon-preview", help="bundled style name or .safetensors file")
+    parser.add_argument("--model", default=postfx.DEFAULT_STYLE, help="bundled style name or .safetensors file")
     parser.add_argument("--out", default="stylized.png", type=Path, help="result with depth")
     parser.add_argument("--out-no-depth", default="stylized_no_depth.png", type=Path, help="result, RGB only")
     args = parser.parse_args()

@@ -1,13 +1,14 @@
 """Arrays in, arrays out, through a headless EGL context made on demand."""
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
 from . import model_format as fmt
 from . import reference
-from .errors import InputError
+from .errors import InputError, MissingDepthWarning
 from .model_file import DEFAULT_STYLE, Model, load
 
 BACKENDS = ("gl", "numpy")
@@ -173,6 +174,10 @@ class Stylizer:
         if depth is None and (near is not None or far is not None):
             raise InputError("near= / far= were given without depth: they convert a depth array's view "
                              "distances; pass depth, or drop them")
+        if depth is None and self.model.uses_depth:
+            warnings.warn(f"model {self.model.name!r} reads depth and was given none: it sees the far plane "
+                          "everywhere (maximum fog for the depth styles). Pass depth= when you have it",
+                          MissingDepthWarning, stacklevel=3)
         t = np.ones((h, w), np.float32) if depth is None else normalized_depth(depth, (h, w), near, far)
         self.check_size(w, h)                   # before any texture: the real limit, not a GL error
         ctx = self.ctx

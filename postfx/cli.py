@@ -230,15 +230,17 @@ def _add_dataset(subparsers) -> None:
                                              "filter's ms per frame). With --from DIR, take targets made elsewhere "
                                              "(one image per view, named like color/): every file is checked first "
                                              "and all problems are listed before anything is written.")
-    stylize.add_argument("src", metavar="SRC", nargs="?", help="dataset folder (`postfx dataset render` output)")
-    stylize.add_argument("out", metavar="OUT", nargs="?", help="targets folder (created if missing)")
+    # One list, so options may come between SRC and OUT (argparse would give an optional
+    # positional nothing and refuse what follows the options); main() appends the rest.
+    stylize.add_argument("paths", metavar="SRC OUT", nargs="*",
+                         help="the dataset folder (`postfx dataset render` output), then the targets folder")
     stylize.add_argument("--style", metavar="NAME", help="style filter (--list shows them), or 'folder' with --from")
     stylize.add_argument("--from", dest="from_dir", metavar="DIR", help="targets made elsewhere (style 'folder')")
     stylize.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                          help="override one of the filter's parameters (repeatable; --list shows the defaults)")
     stylize.add_argument("--list", action="store_true", help="list the styles and their parameters, then exit")
     stylize.add_argument("--no-progress", action="store_true", help="no progress bar")
-    stylize.set_defaults(run=_cmd_dataset_stylize)
+    stylize.set_defaults(run=_cmd_dataset_stylize, intermixed="paths")
 
     styles = actions.add_parser("styles", help="list the style filters and their parameters",
                                 description="List the offline style filters `postfx dataset stylize` runs.")
@@ -271,9 +273,10 @@ def _cmd_dataset_stylize(args) -> int:
     from .train.pairs import load_targets_index, stylize_dataset, targets_from_folder
     if args.list:
         return _cmd_dataset_styles(args)
-    if args.src is None or args.out is None:
-        raise InputError("postfx dataset stylize needs SRC (a rendered dataset) and OUT (the targets folder); "
-                         "--list shows the styles")
+    if len(args.paths) != 2:
+        raise InputError("postfx dataset stylize needs SRC (a rendered dataset) and OUT (the targets folder), got "
+                         f"{len(args.paths)} path(s); --list shows the styles")
+    args.src, args.out = args.paths
     style = args.style or (FOLDER_STYLE if args.from_dir else None)
     if style is None:
         raise InputError("pass --style NAME (--list shows the styles), or --from DIR for targets made elsewhere")
@@ -307,7 +310,9 @@ def _add_demo(subparsers) -> None:
                               description="Open a window showing the demo scene with a style applied every "
                                           "frame, or (--headless) render frames to a video / PNGs.")
     p.add_argument("--headless", action="store_true", help="render through EGL with no display")
-    p.add_argument("--frames", type=int, default=120, help="frames to render headless (default 120)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames to draw, then exit (headless default 120; the window runs until closed)")
+    p.add_argument("--screenshot", metavar="PNG", help="window: save the last frame drawn (with --frames) as PNG")
     p.add_argument("--size", default="1280x720", metavar="WxH", help="frame / window size (default 1280x720)")
     p.add_argument("--out", default="demo.mp4", help="headless output: .mp4 file or a folder for PNG frames")
     p.add_argument("--style", default=DEFAULT_STYLE, help=f"bundled style or model file (default {DEFAULT_STYLE})")
@@ -326,9 +331,18 @@ def _cmd_demo(args) -> int:
     size = parse_size(args.size)
     options = dict(style=args.style, seed=args.seed, internal_scale=args.scale, strength=args.strength,
                    fp16=args.fp16, frame_budget_ms=args.frame_budget_ms)
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f"--frames must be >= 1, got {args.frames}")
+    if args.screenshot is not None:
+        if args.headless or args.frames is None:
+            raise InputError("--screenshot saves the window's last frame: use it with --frames N and no --headless "
+                             "(headless runs write their frames and a contact sheet to --out)")
+        from .image_io import output_format
+        if output_format(args.screenshot, what="screenshot") != "PNG":
+            raise InputError(f"--screenshot {args.screenshot}: give a .png file")
     if args.headless:
         from .demo.headless import render_headless
-        summary = render_headless(args.frames, size, args.out, **options)
+        summary = render_headless(120 if args.frames is None else args.frames, size, args.out, **options)
         print(f"{summary['frames']} frames {summary['size'][0]}x{summary['size'][1]} -> {summary['out']} "
               f"and {summary['contact_sheet']}; median scene {summary['scene_ms_median']:.1f} ms, pass "
               f"{summary['pass_ms_median']:.1f} ms, {summary['fps']:.1f} fps end to end")
@@ -336,9 +350,11 @@ def _cmd_demo(args) -> int:
     from .demo.window import DemoWindow
     window = DemoWindow(size, **options)
     try:
-        window.run()
+        drawn = window.run(args.frames, Path(args.screenshot) if args.screenshot else None)
     finally:
         window.close()
+    if args.frames is not None:
+        print(f"{drawn} frames drawn" + (f"; the last in {args.screenshot}" if args.screenshot else ""))
     return 0
 
 
@@ -625,7 +641,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 usage or postfx error)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        # A command whose positionals may sit among its options (set_defaults(intermixed=DEST))
+        # takes the words argparse left over; anything else left over is an error.
+        dest = getattr(args, "intermixed", None)
+        if dest and extras and not any(word.startswith("-") for word in extras):
+            setattr(args, dest, getattr(args, dest) + extras)
+        elif extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as e:
         # argparse exits on --help / --version (0) and on usage errors (2, message
         # already printed); turn that into a return value like every other outcome.

@@ -159,3 +159,8 @@ class KernelCacheWarning(UserWarning):
 
 class SoftwareRendererWarning(UserWarning):
     """A headless context landed on a CPU renderer although a hardware device is listed."""
+
+
+class MissingDepthWarning(UserWarning):
+    """An RGBD model was run without depth: it sees the far plane everywhere. Python shows a
+    warning once per place it comes from, so a loop over pictures warns once."""

@@ -24,7 +24,7 @@
 #   plat="--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       $plat -d .whl moderngl==5.13.0 glcontext==3.1.0 glfw==2.11.0 imageio-ffmpeg==0.8.1
-#   python3 -m pip wheel --no-deps --no-build-isolation -w .whl .
+#   python3 -m pip wheel --no-deps -w .whl .
 #
 # Then run `bash scripts/gpu-check.sh` there (the device tool: carry .gl and .whl).
 # Exit status: 0 when every step passed; the first failing step's status otherwise.

@@ -118,3 +118,15 @@ def test_stylize_bad_input_is_a_clean_error(tmp_path, model_path):
                             "--model", str(model_path))
     assert result.returncode == 2 and "missing.png: no such file (the image)" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_dataset_stylize_takes_options_between_its_folders(tmp_path, capsys, gl_ctx):
+    from postfx import cli
+    from postfx.dataset import render_views
+    from postfx.train.pairs import load_targets_index
+    views = render_views(tmp_path / "views", 1, (32, 24), seed=0, progress=False)
+    assert cli.main(["dataset", "stylize", str(views), "--style", "ink", str(tmp_path / "t"), "--no-progress"]) == 0
+    assert load_targets_index(tmp_path / "t")["style"] == "ink"
+    assert cli.main(["dataset", "stylize", str(views), "--style", "ink", "--no-progress"]) == 2
+    assert "needs SRC" in capsys.readouterr().err
+    assert cli.main(["dataset", "stylize", str(views), str(tmp_path / "t"), "--bogus"]) == 2

@@ -221,3 +221,17 @@ def test_headless_demo_time_slices_a_network_with_a_frame_budget(tmp_path):
         assert demo.fx.frame_budget_ms == 0.001
     finally:
         demo.release()
+
+
+def test_the_window_demo_can_be_scripted(xvfb_display, tmp_path):
+    """--frames N draws N frames and exits; --screenshot keeps the last one (under Xvfb)."""
+    shot = tmp_path / "last.png"
+    env = dict(os.environ, DISPLAY=xvfb_display)
+    result = subprocess.run([sys.executable, "-m", "postfx", "demo", "--frames", "3", "--size", "160x96",
+                             "--screenshot", str(shot)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "3 frames drawn" in result.stdout
+    with Image.open(shot) as img:
+        pixels = np.asarray(img)
+    assert pixels.shape == (96, 160, 3) and pixels.std() > 5, "the stylized town, not a blank frame"

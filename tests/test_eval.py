@@ -117,6 +117,40 @@ def test_ssim_of_flat_images_is_the_luminance_term():
     assert ssim(np.full((16, 16, 3), a), np.full((16, 16, 3), b)) == pytest.approx(expected, rel=1e-9)
 
 
+def reference_ssim(a, b) -> float:
+    """The hand-written SSIM postfx used before scikit-image's (Wang et al. 2004: 11-tap
+    Gaussian, sigma 1.5, K1 0.01, K2 0.03, valid region, mean over channels): the
+    reference scikit-image's figures must keep matching, so that reported SSIM stays
+    comparable with the figures measured before the switch."""
+    a = np.asarray(a, np.float64) / (255.0 if np.asarray(a).dtype == np.uint8 else 1.0)
+    b = np.asarray(b, np.float64) / (255.0 if np.asarray(b).dtype == np.uint8 else 1.0)
+    taps, sigma = 11, 1.5
+    t = np.arange(taps) - (taps - 1) / 2
+    kernel = np.exp(-t ** 2 / (2 * sigma ** 2))
+    kernel /= kernel.sum()
+
+    def blur(x):                                                     # separable 'valid' filter along H, then W
+        rows = sum(kernel[i] * x[i:x.shape[0] - taps + 1 + i] for i in range(taps))
+        return sum(kernel[i] * rows[:, i:rows.shape[1] - taps + 1 + i] for i in range(taps))
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2, blur(a * b) - mu_a * mu_b
+    return float((((2 * mu_a * mu_b + c1) * (2 * cov + c2))
+                  / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))).mean())
+
+
+def test_ssim_agrees_with_the_earlier_reference_on_stylized_frames(data):
+    """scikit-image's SSIM against the earlier numpy one, on what eval scores: a style's
+    network output against its filter's targets, and the unstylized input against them."""
+    model = postfx.load("ink")
+    info = load_targets_index(data["held_fog"])
+    for index in range(info["count"]):
+        rgb, depth, target = load_pair(data["held_fog"], index, info)
+        out = postfx.stylize(rgb, (depth * 65535).astype(np.uint16), model=model)
+        for image in (out, rgb):
+            assert abs(ssim(image, target) - reference_ssim(image, target)) < 1e-9
+
+
 def test_metrics_refuse_mismatched_or_tiny_images():
     with pytest.raises(ValueError, match="shape"):
         psnr(np.zeros((8, 8, 3)), np.zeros((8, 9, 3)))

@@ -425,3 +425,17 @@ def test_E11_bad_flags_and_paths_are_named(tmp_path, capsys, monkeypatch):
         status, _, err = run_cli(capsys, *argv)
         assert status == 2 and expected in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "missing_dir").exists()
+
+
+def test_E8_an_rgbd_model_given_no_depth_warns_once(gl_ctx):
+    import warnings
+
+    from postfx.errors import MissingDepthWarning
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    with pytest.warns(MissingDepthWarning, match="far plane"):
+        postfx.stylize(rgb, model="ink")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")           # Python's own filter: once per place
+        for _ in range(3):
+            postfx.stylize(rgb, model="ink")
+    assert sum(issubclass(w.category, MissingDepthWarning) for w in caught) == 1

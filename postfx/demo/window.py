@@ -173,14 +173,17 @@ class DemoWindow:
                   f"strength {fx.strength:.1f}" if self.state.effect else "effect off")
         return f"postfx demo  {fps:.1f} fps  {effect}   {HELP}"
 
-    def screenshot(self) -> Path:
+    def screenshot(self, path: Path | None = None) -> Path:
+        """The window's current frame as a PNG: at `path`, or a time-stamped file in the
+        screenshot folder (key P)."""
         size = self._framebuffer_size()
         if size is None:
             raise PostFXError("the window is minimized: nothing to save")
         data = self.ctx.screen.read(viewport=(0, 0, *size), components=3)
         rgb = np.frombuffer(data, np.uint8).reshape(size[1], size[0], 3)[::-1]
-        self.screenshot_dir.mkdir(parents=True, exist_ok=True)
-        path = self.screenshot_dir / f"postfx-{time.strftime('%Y%m%d-%H%M%S')}-{self.state.frames:05d}.png"
+        if path is None:
+            self.screenshot_dir.mkdir(parents=True, exist_ok=True)
+            path = self.screenshot_dir / f"postfx-{time.strftime('%Y%m%d-%H%M%S')}-{self.state.frames:05d}.png"
         buffer = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG")
         atomic_write(path, buffer.getvalue())
@@ -188,8 +191,9 @@ class DemoWindow:
         print(f"saved {path}", file=sys.stderr)
         return path
 
-    def run(self, max_frames: int | None = None) -> int:
-        """The main loop; returns frames drawn. max_frames bounds it (tests, benchmarks)."""
+    def run(self, max_frames: int | None = None, screenshot: Path | None = None) -> int:
+        """The main loop; returns frames drawn. max_frames bounds it (scripts, tests,
+        benchmarks); screenshot: save the last frame drawn there (read before it is shown)."""
         glfw = self.glfw
         start = last = last_title = time.perf_counter()
         frames_since_title, drawn = 0, 0
@@ -197,8 +201,10 @@ class DemoWindow:
             glfw.poll_events()
             now = time.perf_counter()
             if self.draw_frame(now - start, now - last):
-                glfw.swap_buffers(self.window)
                 drawn += 1
+                if screenshot is not None and max_frames is not None and drawn >= max_frames:
+                    self.screenshot(screenshot)
+                glfw.swap_buffers(self.window)
                 frames_since_title += 1
             else:
                 glfw.wait_events_timeout(0.1)            # minimized: idle instead of spinning

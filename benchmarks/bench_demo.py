@@ -20,25 +20,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from postfx.demo.frame import DemoFrame  # noqa: E402
-from postfx.gl.context import headless_context, renderer  # noqa: E402
-from postfx.model_file import DEFAULT_STYLE, atomic_write  # noqa: E402
+from postfx.bench.sizes import parse_size
+from postfx.demo.frame import DemoFrame
+from postfx.gl.context import headless_context, renderer
+from postfx.model_file import DEFAULT_STYLE, atomic_write
 
 FPS = 30        # the demo's clock: frame i shows the fly-through at i / 30 s
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
 
 
 def timed_frame(demo: DemoFrame, t: float) -> dict:

@@ -1,7 +1,7 @@
 """Benchmark rows for generators trained elsewhere (issue 7): the PyTorch
 pix2pix reference U-Net (num_downs 8, ngf 64, BatchNorm folded) and the
 CycleGAN ResNet-9 (ngf 64, InstanceNorm per frame), random weights in the
-reference structure (postfx.benchmarks.reference_generators), exported with
+reference structure (postfx.testing.generators), exported with
 postfx.export_torch and run by the GL runtime, beside the same torch module.
 
     python3 benchmarks/bench_generators.py                       # 256^2, 720p, 1080p
@@ -23,14 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from postfx.benchmarks import bench_report as report  # noqa: E402
-from postfx.benchmarks import bench_runners as runners  # noqa: E402
-from postfx.benchmarks.bench import SIZE_NAMES, _sizes  # noqa: E402
+from postfx.bench import report, runners
+from postfx.bench.sizes import SIZE_NAMES, parse_sizes
 
 NETS = ("unet256", "resnet9")
 DEFAULT_BACKENDS = ("gl-opt", "gl-opt-fp16", "torch-cpu", "torch-cuda", "torch-cuda-fp16")
@@ -38,7 +34,7 @@ PROBE = (200, 150)       # the export's self-check at 256x256: cheap, and a mult
 
 
 def torch_net(name: str):
-    from postfx.benchmarks.reference_generators import resnet_generator, unet_generator
+    from postfx.testing.generators import resnet_generator, unet_generator
     if name == "unet256":
         return unet_generator(num_downs=8, ngf=64, norm="batch", dropout=True, seed=1)
     return resnet_generator(n_blocks=9, ngf=64, norm="instance", seed=2)
@@ -46,15 +42,15 @@ def torch_net(name: str):
 
 def sliced_steps(network, budget_ms: float) -> int:
     """Frames per result at budget_ms, from one profiled run of `network` (as PostFX cuts)."""
-    from postfx.postfx_pass import _cut
+    from postfx.time_slice import cut
     seconds: list[float] = []
     network.run(dispatch_seconds=seconds)
-    return len(_cut(seconds, budget_ms / 1e3))
+    return len(cut(seconds, budget_ms / 1e3))
 
 
 def measure(args) -> dict:
     from postfx import model_format as fmt
-    from postfx.benchmarks.bench_grid import _timer_query
+    from postfx.bench.grid import timer_query
     from postfx.exporters.torch_export import export_torch
     from postfx.gl.context import headless_context
     from postfx.gl.programs import ProgramCache
@@ -84,7 +80,7 @@ def measure(args) -> dict:
                     try:
                         if backend.family == "gl":
                             runner = runners.GLRunner(ctx, programs, model, run_h, run_w, backend, frame,
-                                                      _timer_query(ctx))
+                                                      timer_query(ctx))
                         else:
                             def make_net(name=name):
                                 return torch_net(name).eval()
@@ -132,7 +128,7 @@ def markdown(record: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
-    p.add_argument("--sizes", type=_sizes, nargs="+", default=[[(256, 256)], [SIZE_NAMES["720p"]],
+    p.add_argument("--sizes", type=parse_sizes, nargs="+", default=[[(256, 256)], [SIZE_NAMES["720p"]],
                                                                 [SIZE_NAMES["1080p"]]],
                    help="WxH, a number (square), 720p, 1080p, 4k")
     p.add_argument("--backends", nargs="+", choices=sorted(runners.BACKENDS), default=list(DEFAULT_BACKENDS))

@@ -19,32 +19,19 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from postfx import model_format as fmt  # noqa: E402
-from postfx import reference  # noqa: E402
-from postfx.gl.context import headless_context, renderer  # noqa: E402
-from postfx.gl.network import GLNetwork  # noqa: E402
-from postfx.gl.programs import ProgramCache  # noqa: E402
-
-if __package__:
-    from .compute_ceiling import measure_ceiling
-    from .reference_unet import layer_macs, reference_unet
-else:                               # siblings are top-level modules (the script's folder is sys.path[0])
-    from compute_ceiling import measure_ceiling
-    from reference_unet import layer_macs, reference_unet
+from postfx import model_format as fmt
+from postfx import reference
+from postfx.bench.ceiling import measure_ceiling
+from postfx.bench.sizes import parse_size
+from postfx.gl.context import headless_context, renderer
+from postfx.gl.network import GLNetwork
+from postfx.gl.programs import ProgramCache
+from postfx.testing.unet import layer_macs, reference_unet
 
 CONFIGS = (("naive", False), ("naive", True), ("optimized", False), ("optimized", True))
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
 
 
 def time_frame(network: GLNetwork) -> float:
@@ -102,7 +89,7 @@ def main(argv=None) -> None:
     ceilings.append(measure_ceiling(ctx, programs=programs, seconds=0.1)["gflops"])
     ceiling = max(ceilings)
 
-    print(f"\ncompute ceiling (benchmarks/compute_ceiling.py, best of {len(ceilings)} probes between frames): "
+    print(f"\ncompute ceiling (postfx/bench/ceiling.py, best of {len(ceilings)} probes between frames): "
           f"{ceiling:.1f} GFLOP/s (range {min(ceilings):.1f}-{max(ceilings):.1f})")
     print(f"{args.repeats} timed frames per configuration, interleaved\n")
     print(f"{'kernels':10} {'storage':7} {'min ms':>9} {'median ms':>10} {'max ms':>9} {'GFLOP/s':>8} "

@@ -11,17 +11,12 @@ vectors -- the table shows what that does to a loop that is otherwise FMAs.
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from postfx.gl.context import headless_context, renderer  # noqa: E402
-from postfx.gl.programs import ProgramCache  # noqa: E402
+from postfx.gl.context import headless_context, renderer
+from postfx.gl.programs import ProgramCache
 
 PRODUCTS = 256
 WORK_GROUPS = 512

@@ -611,8 +611,7 @@ def _cmd_export(args) -> int:
 # --- bench -----------------------------------------------------------------------
 
 def _add_bench(subparsers) -> None:
-    # The arguments live beside the benchmarks (postfx.benchmarks.bench), which also run as scripts.
-    from .benchmarks.bench import DESCRIPTION, add_arguments
+    from .bench.command import DESCRIPTION, add_arguments
     p = subparsers.add_parser("bench", help="fps per network depth / width / frame size: GL kernels vs torch",
                               description=DESCRIPTION)
     add_arguments(p)
@@ -620,7 +619,7 @@ def _add_bench(subparsers) -> None:
 
 
 def _cmd_bench(args) -> int:
-    from .benchmarks.bench import run
+    from .bench.command import run
     return run(args)
 
 

@@ -9,6 +9,7 @@ import weakref
 import moderngl
 
 from . import model_format as fmt
+from . import time_slice
 from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
 from .gl.context import allocating, is_live, renderer, require_compute
 from .gl.conv_kernels import static_choice
@@ -176,7 +177,7 @@ class PostFX:
         return None if schedule is None else len(schedule)
 
     def _reschedule(self) -> None:
-        self._schedule = [] if self._frame_budget_ms is None else _cut(self._dispatch_seconds,
+        self._schedule = [] if self._frame_budget_ms is None else time_slice.cut(self._dispatch_seconds,
                                                                         self._frame_budget_ms / 1000)
         self._next_step = 0
 
@@ -479,20 +480,6 @@ def _tuner(kernels: str, budget_s: float | None):
 def _check_not_empty(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise FrameTooSmall(f"frame {width}x{height} is empty (a minimized window?); skip the pass for it")
-
-
-def _cut(dispatch_seconds: list[float], budget_seconds: float) -> list[tuple[int, int]]:
-    """Consecutive (start, stop) dispatch ranges, each as long as fits the budget; a
-    dispatch over the budget alone gets a range of its own."""
-    steps, start, total = [], 0, 0.0
-    for index, seconds in enumerate(dispatch_seconds):
-        if index > start and total + seconds > budget_seconds:
-            steps.append((start, index))
-            start, total = index, 0.0
-        total += seconds
-    if dispatch_seconds:
-        steps.append((start, len(dispatch_seconds)))
-    return steps
 
 
 def _set(program, **uniforms) -> None:

@@ -1,16 +1,10 @@
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
-
-# Test helpers (parity.py, nets.py) live beside the tests; importlib mode keeps
-# the tests directory off sys.path, so add it here.
-sys.path.insert(0, str(Path(__file__).parent))
 
 # kernels="auto" (the default) times kernels at a network's first build at each size.
 # The suite builds hundreds of networks: it runs them on cached or static choices (no

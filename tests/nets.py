@@ -1,5 +1,5 @@
 """Torch networks for the exporter and runtime tests: one-liners, a small ResNet,
-and (re-exported from postfx.benchmarks.reference_generators) the generators in
+and (re-exported from postfx.testing.generators) the generators in
 the structure of the PyTorch pix2pix / CycleGAN reference."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from postfx.benchmarks.reference_generators import (  # noqa: F401  (re-exported for the tests)
+from postfx.testing.generators import (  # noqa: F401  (re-exported for the tests)
     ResnetGenerator,
     UnetGenerator,
     frame_statistics,

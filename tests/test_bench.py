@@ -1,4 +1,4 @@
-"""`postfx bench` (postfx.benchmarks): the quick grid through the CLI, the cell
+"""`postfx bench` (postfx.bench): the quick grid through the CLI, the cell
 schema, skipped cells saying why, the whole-frame table, the kernel ladder, and
 the scripts run from a checkout. No timing is asserted: only that each run
 completes and records what it measured."""
@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from parity import FP32, assert_close, seeded
 
 from postfx import cli, reference
-from postfx.benchmarks import bench, bench_runners
-from postfx.benchmarks.bench_grid import CELL_FIELDS, WHOLE_FRAME_FIELDS
-from postfx.benchmarks.reference_unet import reference_unet
+from postfx.bench import command, runners
+from postfx.bench.grid import CELL_FIELDS, WHOLE_FRAME_FIELDS
+from postfx.bench.sizes import parse_ints, parse_sizes
+from postfx.testing.parity import FP32, assert_close, seeded
+from postfx.testing.unet import reference_unet
 
 REPO = Path(__file__).resolve().parent.parent
 TIMINGS = ("first_run_ms", "min_ms", "median_ms", "max_ms", "fps", "gflops")
@@ -54,7 +55,7 @@ def test_quick_runs_through_the_cli(tmp_path, capsys):
         ("gl-opt", 2), ("gl-opt", 4), ("torch-cpu", 2), ("torch-cpu", 4), ("gl-naive", 2)}
     assert all((c["ngf"], c["width"], c["height"]) == (16, 256, 256) for c in cells)
     assert all(c["status"] == "ok" for c in cells if c["family"] == "gl")
-    if bench_runners.torch_or_none() is None:
+    if runners.torch_or_none() is None:
         assert all(c["status"] == "skipped" for c in cells if c["family"] == "torch")
     assert record["config"]["command"].startswith("postfx bench --quick")
 
@@ -108,29 +109,29 @@ def test_bad_arguments_are_errors(tmp_path, capsys):
 
 
 def test_arguments_parse():
-    assert bench._ints("1-3,5") == [1, 2, 3, 5]
-    assert bench._sizes("720p,256,64x32,4k") == [(1280, 720), (256, 256), (64, 32), (3840, 2160)]
-    assert bench.BACKEND_NAMES == tuple(bench_runners.BACKENDS)
+    assert parse_ints("1-3,5") == [1, 2, 3, 5]
+    assert parse_sizes("720p,256,64x32,4k") == [(1280, 720), (256, 256), (64, 32), (3840, 2160)]
+    assert command.BACKEND_NAMES == tuple(runners.BACKENDS)
 
 
 def test_torch_unet_holds_the_reference_weights():
     torch = pytest.importorskip("torch")
-    from postfx.benchmarks.reference_unet import torch_unet
+    from postfx.testing.unet import torch_unet
     x = seeded((24, 40, 4), seed=3)
     with torch.no_grad():
         got = torch_unet(3, 8)(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
     assert_close(got, reference.run(reference_unet(3, 8), x), what="torch_unet vs reference_unet d3 ngf8", tol=FP32)
 
 
-def test_scripts_run_from_a_checkout(tmp_path):
-    # As `python3 benchmarks/bench.py` from elsewhere: siblings imported as top-level modules.
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--depths", "1", "--ngf", "8", "--sizes", "32x32",
-         "--backends", "gl-opt", "--repeat", "1", "--warmup", "0", "--no-plot", "--out", str(tmp_path / "out")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+def test_development_scripts_import_the_installed_package(tmp_path):
+    """benchmarks/ holds scripts that import postfx like any user code: run from
+    elsewhere, with no path set up for them."""
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_runtime.py"), "--size", "32x32",
+                             "--depth", "2", "--ngf", "8", "--repeats", "1"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert _record(tmp_path / "out", "bench")["cells"][0]["status"] == "ok"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compute_ceiling.py")], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    assert "renderer:" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "postfx.bench.ceiling"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "compute ceiling:" in result.stdout

@@ -5,7 +5,8 @@ import operator
 
 import numpy as np
 import pytest
-from parity import FP32, ODD_CHANNELS, ODD_SIZES, assert_close, assert_image_close, seeded
+
+from postfx.testing.parity import FP32, ODD_CHANNELS, ODD_SIZES, assert_close, assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 

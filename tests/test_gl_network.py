@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from parity import assert_image_close, image_errors, seeded
 
 import postfx
 from postfx import model_format as fmt
 from postfx import reference
 from postfx.errors import FrameTooSmall
+from postfx.testing.parity import assert_image_close, image_errors, seeded
 
 torch = pytest.importorskip("torch")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gl_objects import difference, live_gl_objects
-from parity import FP16, FP32, assert_close, seeded
 
 import postfx
 from postfx import model_format as fmt
@@ -18,6 +17,7 @@ from postfx.exporters.builder import build_model
 from postfx.gl import dispatch, norm_kernels, ops
 from postfx.gl.network import GLNetwork, weight_bytes
 from postfx.model_format import Layer
+from postfx.testing.parity import FP16, FP32, assert_close, seeded
 
 PRECISIONS = [pytest.param(False, id="fp32"), pytest.param(True, id="fp16")]
 KERNELS = ["naive", "tiled", "blocked", "optimized"]

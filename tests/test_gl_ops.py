@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from parity import FP16, FP32, assert_close, seeded
 from shader_patch import patched_shader
 
 import postfx
@@ -18,6 +17,7 @@ from postfx.exporters.builder import build_model
 from postfx.gl import conv_kernels, dispatch, programs
 from postfx.gl.network import GLNetwork
 from postfx.model_format import Layer
+from postfx.testing.parity import FP16, FP32, assert_close, seeded
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

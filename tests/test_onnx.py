@@ -12,7 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
-from parity import FP32, ODD_SIZES, assert_close, assert_image_close, seeded
+
+from postfx.testing.parity import FP32, ODD_SIZES, assert_close, assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")

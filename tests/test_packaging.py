@@ -61,11 +61,10 @@ def test_wheel_ships_every_module(source, wheel):
     # not added there would silently be left out of the wheel.
     names = set(wheel.namelist())
     expected = {f"postfx/exporters/{p.name}" for p in (source / "exporters").glob("*.py")}
-    expected |= {f"postfx/benchmarks/{p.name}" for p in (source / "benchmarks").glob("*.py")}
     expected |= {f"postfx/{p.relative_to(source / 'postfx').as_posix()}" for p in (source / "postfx").rglob("*.py")}
     expected |= {f"postfx/styles/{p.name}" for p in (source / "postfx" / "styles").glob("*.safetensors")
                  if not p.is_symlink()}
-    assert "postfx/exporters/builder.py" in expected and "postfx/benchmarks/bench.py" in expected
+    assert "postfx/exporters/builder.py" in expected and "postfx/bench/command.py" in expected
     assert not expected - names, f"missing from the wheel: {sorted(expected - names)}"
 
 
@@ -78,12 +77,12 @@ def test_benchmarks_run_from_the_installed_wheel(wheel, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from postfx.benchmarks import bench_report, compute_ceiling
+        from postfx.bench import ceiling, report
         from postfx.gl.context import headless_context
-        assert Path(compute_ceiling.__file__).is_relative_to({str(site)!r}), compute_ceiling.__file__
-        assert not bench_report.is_checkout()
-        assert bench_report.default_out_dir("llvmpipe") == Path.cwd() / "postfx-bench"
-        result = compute_ceiling.measure_ceiling(headless_context(), seconds=0.01, repeats=1)
+        assert Path(ceiling.__file__).is_relative_to({str(site)!r}), ceiling.__file__
+        assert not report.is_checkout()
+        assert report.default_out_dir("llvmpipe") == Path.cwd() / "postfx-bench"
+        result = ceiling.measure_ceiling(headless_context(), seconds=0.01, repeats=1)
         assert result["gflops"] > 0, result
         print("ok")
     """)

@@ -11,7 +11,6 @@ import moderngl
 import numpy as np
 import pytest
 from gl_objects import difference, live_gl_objects
-from parity import assert_close, assert_image_close
 
 import postfx
 from postfx import errors
@@ -19,6 +18,7 @@ from postfx.exporters.builder import build_model
 from postfx.model_file import DEFAULT_STYLE
 from postfx.model_format import Layer
 from postfx.postfx_pass import PostFX
+from postfx.testing.parity import assert_close, assert_image_close
 
 
 def small_unet(input_channels=4, seed=0):

@@ -1,6 +1,7 @@
 """The numpy reference against torch on the reference U-Net family (built by hand, no exporter)."""
 import pytest
-from parity import assert_image_close, seeded
+
+from postfx.testing.parity import assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 

@@ -1,5 +1,5 @@
 """Issue 7 acceptance: generators in the structure of the PyTorch pix2pix / CycleGAN
-reference (postfx.benchmarks.reference_generators), at their reference size,
+reference (postfx.testing.generators), at their reference size,
 exported through postfx.export_torch and through ONNX (torch.onnx.export, then the
 importer), run by the GL runtime, against torch: max error <= 2/255 and PSNR >= 45 dB
 at 256x256 and at a non-square frame.
@@ -19,7 +19,8 @@ import warnings
 
 import numpy as np
 import pytest
-from parity import assert_image_close, seeded
+
+from postfx.testing.parity import assert_image_close, seeded
 
 torch = pytest.importorskip("torch")
 

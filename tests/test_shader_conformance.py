@@ -20,10 +20,10 @@ import pytest
 
 import postfx
 from postfx import model_format as fmt
-from postfx.benchmarks import compute_ceiling, load_paths
-from postfx.benchmarks.reference_unet import reference_layers
+from postfx.bench import ceiling
 from postfx.gl import catalog, programs
 from postfx.gl.dispatch import DeviceLimits
+from postfx.testing.unet import reference_layers
 
 GLSLANG = shutil.which("glslangValidator")
 SHARED_MEMORY_SIZES = (32768, 49152, 65536)
@@ -41,8 +41,8 @@ def reference_unet_graphs():
 def reference_generator_graphs():
     """The pix2pix / CycleGAN generators' graphs, lowered as the exporter lowers them."""
     torch = pytest.importorskip("torch")
-    from postfx.benchmarks.reference_generators import resnet_generator, unet_generator
     from postfx.exporters.torch_export import Lowering, trace
+    from postfx.testing.generators import resnet_generator, unet_generator
     torch.manual_seed(0)
     nets = [("pix2pix unet 8/64 batchnorm eval", unet_generator(8, 64, "batch"), "eval"),
             ("pix2pix unet 8/64 batchnorm frame", unet_generator(8, 64, "batch"), "frame"),
@@ -74,12 +74,13 @@ def scene_programs(gl_ctx, monkeypatch) -> set:
 
 
 def probe_programs() -> set:
-    ceiling = {catalog.program_key("ceiling_probe.comp", {"CHAINS": c, "LOCAL_SIZE": 64})
-               for c in compute_ceiling.CHAIN_COUNTS}
-    loads = {catalog.program_key("load_path_probe.comp", {"WEIGHT_SOURCE": w, "INPUT_SOURCE": i,
-                                                          "PRODUCTS": load_paths.PRODUCTS})
-             for w, i in load_paths.CASES}
-    return ceiling | loads
+    """The benchmark probes: the ceiling probe as `postfx bench` builds it, and every source
+    combination load_path_probe.comp declares (benchmarks/load_paths.py runs some of them)."""
+    probes = {catalog.program_key("ceiling_probe.comp", {"CHAINS": c, "LOCAL_SIZE": 64})
+              for c in ceiling.CHAIN_COUNTS}
+    loads = {catalog.program_key("load_path_probe.comp", {"WEIGHT_SOURCE": w, "INPUT_SOURCE": i, "PRODUCTS": 256})
+             for w in range(3) for i in range(5)}
+    return probes | loads
 
 
 def all_programs(gl_ctx, monkeypatch) -> set:

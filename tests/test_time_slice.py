@@ -11,7 +11,8 @@ from postfx import errors
 from postfx import model_format as fmt
 from postfx.exporters.builder import build_model
 from postfx.model_format import Layer
-from postfx.postfx_pass import PostFX, _cut
+from postfx.postfx_pass import PostFX
+from postfx.time_slice import cut
 
 NEAR, FAR = 1.0, 2.0
 TINY_MS = 1e-6          # under any dispatch's cost: one dispatch per apply()
@@ -111,10 +112,10 @@ def test_every_apply_blends_the_current_frame(gl_ctx, model, make_frames):
 
 def test_the_budget_cuts_measured_dispatch_costs_into_steps():
     ms = [0.004, 0.004, 0.004, 0.012, 0.001, 0.001]
-    assert _cut(ms, 0.010) == [(0, 2), (2, 3), (3, 4), (4, 6)]     # 12 ms alone: a step of its own
-    assert _cut(ms, 1.0) == [(0, 6)]
-    assert _cut(ms, 1e-9) == [(i, i + 1) for i in range(6)]
-    assert _cut([], 1.0) == []
+    assert cut(ms, 0.010) == [(0, 2), (2, 3), (3, 4), (4, 6)]     # 12 ms alone: a step of its own
+    assert cut(ms, 1.0) == [(0, 6)]
+    assert cut(ms, 1e-9) == [(i, i + 1) for i in range(6)]
+    assert cut([], 1.0) == []
 
 
 def test_a_new_budget_reschedules_from_the_stored_timings(gl_ctx, model, make_frames):

@@ -12,13 +12,11 @@ import warnings
 import zlib
 
 import pytest
-from parity import FP16, FP32, assert_close, seeded
 from shader_patch import patched_shader
 
 import postfx
 from postfx import model_format as fmt
 from postfx import reference
-from postfx.benchmarks.reference_unet import reference_unet
 from postfx.errors import InputError, KernelCacheWarning
 from postfx.gl import conv_kernels
 from postfx.gl.dispatch import DeviceLimits
@@ -26,6 +24,8 @@ from postfx.gl.kernel_cache import KernelCache, entries_checksum
 from postfx.gl.network import GLNetwork
 from postfx.gl.programs import ProgramCache
 from postfx.gl.tuner import Tuner
+from postfx.testing.parity import FP16, FP32, assert_close, seeded
+from postfx.testing.unet import reference_unet
 
 RUN = (32, 48)          # (H, W)
 

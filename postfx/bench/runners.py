@@ -13,22 +13,17 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-if not __package__:                 # imported by a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import moderngl
+import numpy as np
 
-import moderngl  # noqa: E402
-import numpy as np  # noqa: E402
-
-from postfx import model_format as fmt  # noqa: E402
-from postfx import reference  # noqa: E402
-from postfx.errors import DeviceLimitError, FrameTooLarge  # noqa: E402
-from postfx.gl.network import GLNetwork  # noqa: E402
-from postfx.gl.tuner import Tuner  # noqa: E402
+from postfx import model_format as fmt
+from postfx import reference
+from postfx.errors import DeviceLimitError, FrameTooLarge
+from postfx.gl.network import GLNetwork
+from postfx.gl.tuner import Tuner
 
 COPIES = ("GL -> host: the network input, an RGBA32F texture of the run size (the RGBD frame, 16 B / pixel), "
           "read into a host buffer (pinned on CUDA); host -> device: one copy (none on CPU, where torch wraps "

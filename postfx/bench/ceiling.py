@@ -4,20 +4,15 @@ many invocations, nothing else. Kernel throughput is reported as a fraction of
 this figure measured in the same run (performance.md: other load on the
 machine halves it, so a number from another day means nothing).
 
-    python3 benchmarks/compute_ceiling.py
+    python3 -m postfx.bench.ceiling
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from postfx.gl.programs import ProgramCache  # noqa: E402
+from postfx.gl.programs import ProgramCache
 
 CHAIN_COUNTS = (8, 16, 24)
 FLOPS_PER_PRODUCT = 32          # mat4 x vec4 + vec4: 16 multiply-adds

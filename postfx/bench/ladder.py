@@ -3,9 +3,9 @@ every registered variant on the layer shapes of the reference U-Net (depth 4,
 ngf 16) and a 3x3 reflect-padded conv, each checked against the numpy
 reference and timed.
 
-    python3 benchmarks/kernel_ladder.py                  # shapes of a 1280x720 frame
-    python3 benchmarks/kernel_ladder.py --quick          # 256x256 frame, fewer repeats
-    python3 benchmarks/kernel_ladder.py --fp16 --variants blocked
+    postfx bench --ladder                                   # shapes of a 1280x720 frame
+    python3 -m postfx.bench.ladder --quick                  # 256x256 frame, fewer repeats
+    python3 -m postfx.bench.ladder --fp16 --variants blocked
 
 Each layer runs as a one-op model (two-source layers read the input and a copy
 of it, as a U-Net decoder reads its skip). Times are the min over interleaved
@@ -16,42 +16,22 @@ FLOPs count 2 x the real multiply-adds.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from postfx import model_format as fmt
+from postfx import reference
+from postfx.exporters.builder import build_model
+from postfx.gl import conv_kernels
+from postfx.gl.context import headless_context, renderer
+from postfx.gl.network import GLNetwork
+from postfx.gl.programs import ProgramCache
+from postfx.testing import parity
 
-from postfx import model_format as fmt  # noqa: E402
-from postfx import reference  # noqa: E402
-from postfx.exporters.builder import build_model  # noqa: E402
-from postfx.gl import conv_kernels  # noqa: E402
-from postfx.gl.context import headless_context, renderer  # noqa: E402
-from postfx.gl.network import GLNetwork  # noqa: E402
-from postfx.gl.programs import ProgramCache  # noqa: E402
+from .sizes import parse_size
 
 LAYER = "layer"
-
-
-def load_parity():
-    """The suite's parity helper (tests/parity.py) from this checkout, or None
-    where the benchmarks run from an installed wheel, which ships no tests."""
-    path = REPO / "tests" / "parity.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("_postfx_tests_parity", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
 
 
 def unet_shapes(width: int, height: int, ngf: int = 16, depth: int = 4) -> list[dict]:
@@ -123,12 +103,9 @@ def main(argv=None) -> None:
         if "--repeats" not in given:
             args.repeats = 2
 
-    parity = load_parity()
     ctx = headless_context()
     programs = ProgramCache(ctx)
     print(f"renderer: {renderer(ctx)}")
-    if parity is None:
-        print("results not checked: tests/parity.py is not installed (run from a checkout to check them)")
     print(f"shapes of a {args.size[0]}x{args.size[1]} frame, {'fp16' if args.fp16 else 'fp32'} storage, "
           f"min of {args.repeats} interleaved repeats\n")
     print(f"{'layer':11} {'op':17} {'in':>9} {'channels':>12} {'variant':8} {'shader':28} {'ms':>9} "
@@ -156,14 +133,12 @@ def main(argv=None) -> None:
                 best[variant] = min(best[variant], profile[LAYER])
         flops = 2 * model.macs_per_pixel * width * height
         for variant, network in networks.items():
-            check = "not checked"
-            if parity is not None:
-                try:
-                    parity.assert_close(network.read_tensor(LAYER), want, what=f"{shape['name']} {variant}",
-                                        tol=parity.FP16 if args.fp16 else parity.FP32)
-                    check = "ok"
-                except AssertionError as e:
-                    check = f"FAILED: {e}"
+            try:
+                parity.assert_close(network.read_tensor(LAYER), want, what=f"{shape['name']} {variant}",
+                                    tol=parity.FP16 if args.fp16 else parity.FP32)
+                check = "ok"
+            except AssertionError as e:
+                check = f"FAILED: {e}"
             shader = next(d.shader for d in network.dispatches if d.layer == LAYER)
             naive = f"{best['naive'] / best[variant]:7.1f}x" if "naive" in best else ""
             channels = "+".join(map(str, shape["sources"])) + f"->{shape['out']}"

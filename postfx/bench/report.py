@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 SCHEMA = "postfx-bench/1"
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]          # postfx/bench/report.py -> the repository
 
 
 def is_checkout() -> bool:

@@ -11,27 +11,17 @@ of the ceiling from the median; the ceiling is the best probe of the group.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-if not __package__:                 # imported by a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from postfx import model_format as fmt
+from postfx.errors import DeviceLimitError, FrameTooLarge
 
-from postfx import model_format as fmt  # noqa: E402
-from postfx.errors import DeviceLimitError, FrameTooLarge  # noqa: E402
-
-if __package__:
-    from . import bench_runners as runners
-    from .compute_ceiling import measure_ceiling, saturating_work_groups
-    from .reference_unet import reference_unet, torch_unet
-else:
-    import bench_runners as runners
-    from compute_ceiling import measure_ceiling, saturating_work_groups
-    from reference_unet import reference_unet, torch_unet
+from ..testing.unet import reference_unet, torch_unet
+from . import runners
+from .ceiling import measure_ceiling, saturating_work_groups
 
 CELL_FIELDS = (
     "kind", "backend", "family", "kernels", "precision", "device", "copies",
@@ -82,7 +72,7 @@ class Ceiling:
         return result["gflops"]
 
     def summary(self) -> dict:
-        return {"what": "shaders/ceiling_probe.comp (benchmarks/compute_ceiling.py): independent mat4*vec4 "
+        return {"what": "shaders/ceiling_probe.comp (postfx/bench/ceiling.py): independent mat4*vec4 "
                         "multiply-add chains, nothing else; sampled between timing rounds",
                 "work_groups": self.work_groups, "local_size": 64, "probes": len(self.samples),
                 "best_gflops": max(self.samples, default=None), "worst_gflops": min(self.samples, default=None),
@@ -93,7 +83,7 @@ class Ceiling:
 _timer_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _timer_query(ctx):
+def timer_query(ctx):
     if ctx not in _timer_queries:
         _timer_queries[ctx] = ctx.query(time=True)
     return _timer_queries[ctx]
@@ -131,7 +121,7 @@ def _new_cell(backend: runners.Backend, depth: int, ngf: int, size, run_size, ma
 class Grid:
     def __init__(self, ctx, programs, config: GridConfig, ceiling: Ceiling):
         self.ctx, self.programs, self.config, self.ceiling = ctx, programs, config, ceiling
-        self.timer_query = _timer_query(ctx)
+        self.timer_query = timer_query(ctx)
         self.rates: dict = {}                     # (backend, depth, ngf) -> (GFLOP/s, frame it was seen at)
         self.cells: list[dict] = []
 

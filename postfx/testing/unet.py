@@ -5,16 +5,10 @@ postfx.train.models.UNetGenerator (tests compare the two), and torch_unet()
 loads the very same weights into one, so GL and torch run identical networks."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import numpy as np
 
-if not __package__:                 # run as a script: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-
-from postfx import model_format as fmt  # noqa: E402
-from postfx.exporters.builder import build_model  # noqa: E402
+from postfx import model_format as fmt
+from postfx.exporters.builder import build_model
 
 
 def width(ngf: int, level: int) -> int:

@@ -7,7 +7,6 @@ device's compute ceiling measured in the same run.
     postfx bench                                      # the whole grid (long on llvmpipe)
     postfx bench --whole-frame --no-grid              # demo scene + pass, fps per depth at 720p / 1080p
     postfx bench --ladder                             # the conv kernel ladder
-    python3 benchmarks/bench.py ...                   # the same, from a checkout
 
 Writes <label>.csv / .json / .md / .png (and whole_frame plots) under --out
 (default benchmarks/results/<renderer>/ in a checkout, ./postfx-bench/
@@ -17,56 +16,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sys
 import time
 from pathlib import Path
 
-if not __package__:                 # python3 benchmarks/bench.py: this checkout's postfx first
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from .sizes import parse_ints, parse_sizes
 
 DESCRIPTION = __doc__.split("\n\n")[0].replace("\n", " ")
 ALL_DEPTHS = [1, 2, 3, 4, 5, 6]
 ALL_NGF = [8, 16, 32]
 ALL_SIZES = [(256, 256), (1280, 720), (1920, 1080), (3840, 2160)]
-SIZE_NAMES = {"256": (256, 256), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160),
-              "2160p": (3840, 2160)}
 QUICK = dict(depths=[2, 4], ngf=[16], sizes=[(256, 256)], backends=["gl-opt", "torch-cpu", "gl-naive"],
              repeat=3, warmup=1)
 QUICK_NAIVE_DEPTH = 2             # --quick times gl-naive on one cell only: depth 2, 256x256
 WHOLE_FRAME_NGF = 16
-# bench_runners.BACKENDS, named here so that building the CLI's parser imports no GL
+# runners.BACKENDS, named here so that building the CLI's parser imports no GL
 # (tests/test_bench.py checks the two agree).
 BACKEND_NAMES = ("gl-naive", "gl-tiled", "gl-blocked", "gl-cooperative", "gl-opt", "gl-opt-fp16", "gl-auto",
                  "gl-auto-fp16", "torch-cpu", "torch-cpu+copies", "torch-cuda", "torch-cuda+copies", "torch-cuda-fp16",
                  "torch-cuda-fp16+copies")
-
-
-def _ints(text: str) -> list[int]:
-    """'1-6', '2,4' or '3' -> a list of ints."""
-    out = []
-    for part in filter(None, text.split(",")):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m:
-            raise argparse.ArgumentTypeError(f"expected numbers like 1-6 or 2,4, got {text!r}")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        out += list(range(lo, hi + 1))
-    return out
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    """'1280x720', '256' (square), '720p', '1080p', '4k', or a comma list of them."""
-    out = []
-    for part in filter(None, text.lower().split(",")):
-        part = part.strip()
-        if part in SIZE_NAMES:
-            out.append(SIZE_NAMES[part])
-            continue
-        m = re.fullmatch(r"(\d+)(?:x(\d+))?", part)
-        if not m or int(m.group(1)) < 1:
-            raise argparse.ArgumentTypeError(f"expected WxH, a number (square), 720p, 1080p or 4k, got {part!r}")
-        out.append((int(m.group(1)), int(m.group(2) or m.group(1))))
-    return out
 
 
 def _flat(values):
@@ -74,9 +42,10 @@ def _flat(values):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--depths", type=_ints, nargs="+", metavar="D", help="U-Net depths, e.g. 1-6 or 2,4 (default 1-6)")
-    p.add_argument("--ngf", type=_ints, nargs="+", metavar="N", help="first-level widths (default 8,16,32)")
-    p.add_argument("--sizes", type=_sizes, nargs="+", metavar="WxH",
+    p.add_argument("--depths", type=parse_ints, nargs="+", metavar="D",
+                   help="U-Net depths, e.g. 1-6 or 2,4 (default 1-6)")
+    p.add_argument("--ngf", type=parse_ints, nargs="+", metavar="N", help="first-level widths (default 8,16,32)")
+    p.add_argument("--sizes", type=parse_sizes, nargs="+", metavar="WxH",
                    help="frames: WxH, 256 (square), 720p, 1080p, 4k (default 256 720p 1080p 4k)")
     p.add_argument("--backends", nargs="+", metavar="NAME",
                    help=f"any of: {' '.join(BACKEND_NAMES)} (default: gl-naive, gl-opt, gl-opt-fp16, gl-auto, "
@@ -92,11 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="depth 2,4 x ngf 16 x 256x256, gl-opt + torch-cpu, gl-naive at depth 2; 1 warm-up + 3 runs")
     p.add_argument("--whole-frame", action="store_true",
                    help=f"also time demo scene + pass per depth (ngf {WHOLE_FRAME_NGF}, optimized fp32)")
-    p.add_argument("--whole-frame-sizes", type=_sizes, nargs="+", metavar="WxH",
+    p.add_argument("--whole-frame-sizes", type=parse_sizes, nargs="+", metavar="WxH",
                    help="frames of the whole-frame table (default 720p 1080p)")
     p.add_argument("--no-grid", action="store_true", help="skip the network grid (with --whole-frame)")
     p.add_argument("--ladder", action="store_true",
-                   help="run the conv kernel ladder instead (benchmarks/kernel_ladder.py; shapes of the first "
+                   help="run the conv kernel ladder instead (postfx/bench/ladder.py; shapes of the first "
                         "--sizes frame, --repeat repeats)")
     p.add_argument("--out", metavar="DIR", help="output folder (default benchmarks/results/<renderer>/ in a "
                                                 "checkout, ./postfx-bench/ otherwise)")
@@ -134,10 +103,8 @@ def _resolve(args) -> None:
 
 def _backends(args) -> list[str]:
     from postfx.errors import InputError
-    if __package__:
-        from .bench_runners import BACKENDS, CUDA_BACKENDS, torch_or_none
-    else:
-        from bench_runners import BACKENDS, CUDA_BACKENDS, torch_or_none
+
+    from .runners import BACKENDS, CUDA_BACKENDS, torch_or_none
     if args.backends:
         names = [n for group in args.backends for n in group.split(",") if n]
         unknown = [n for n in names if n not in BACKENDS]
@@ -156,32 +123,19 @@ def _backends(args) -> list[str]:
 
 
 def _ladder(args) -> int:
-    if __package__:
-        from . import kernel_ladder
-    else:
-        import kernel_ladder
+    from . import ladder
     argv = ["--repeats", str(args.repeat if args.repeat is not None else 3)]
     if args.sizes:
         width, height = _flat(args.sizes)[0]
         argv += ["--size", f"{width}x{height}"]
     elif args.quick:
         argv += ["--quick"]
-    kernel_ladder.main(argv)
+    ladder.main(argv)
     return 0
 
 
 def _quick_keep(backend: str, depth: int, ngf: int, size) -> bool:
     return backend != "gl-naive" or depth == QUICK_NAIVE_DEPTH
-
-
-def _modules():
-    if __package__:
-        from . import bench_grid, bench_report, bench_runners
-    else:
-        import bench_grid
-        import bench_report
-        import bench_runners
-    return bench_grid, bench_report, bench_runners
 
 
 def run(args) -> int:
@@ -190,8 +144,9 @@ def run(args) -> int:
         return _ladder(args)
     _resolve(args)
     backends = _backends(args)
-    grid, report, runners = _modules()
     from postfx.gl.context import headless_context, renderer
+
+    from . import grid, report, runners
 
     ctx = headless_context()
     gl_renderer = renderer(ctx)
@@ -213,8 +168,9 @@ def run(args) -> int:
 
 
 def _measure(args, backends: list[str], ctx, env: dict) -> dict:
-    grid, report, _ = _modules()
     from postfx.gl.programs import ProgramCache
+
+    from . import grid, report
     started = time.perf_counter()
     record = {"schema": report.SCHEMA, "environment": env,
               "config": {"command": _command(args, backends), "depths": args.depths, "ngf": args.ngf,
@@ -250,7 +206,7 @@ def _measure(args, backends: list[str], ctx, env: dict) -> dict:
 
 def _write(record: dict, out: Path, args) -> None:
     """<label>.json / .csv / .md / .png (+ _whole_frame.csv / .png) under out; prints the markdown."""
-    grid, report, _ = _modules()
+    from . import grid, report
     stem = out / args.label
     written = [report.write_json(stem.with_suffix(".json"), record)]
     if record["cells"]:

@@ -27,8 +27,9 @@ import numpy as np
 
 from postfx.bench.sizes import parse_size
 from postfx.demo.frame import DemoFrame
+from postfx.files import atomic_write
 from postfx.gl.context import headless_context, renderer
-from postfx.model_file import DEFAULT_STYLE, atomic_write
+from postfx.styles import DEFAULT_STYLE
 
 FPS = 30        # the demo's clock: frame i shows the fly-through at i / 30 s
 

@@ -7,7 +7,8 @@ import datetime as _dt
 import numpy as np
 
 from postfx import model_format as fmt
-from postfx.model_file import Model, model_from_parts
+from postfx.model import Model
+from postfx.model_file import model_from_parts
 
 from .packing import pack_bias, pack_conv_transpose_weight, pack_conv_weight, pack_norm
 

@@ -53,7 +53,8 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 from postfx import __version__
 from postfx import model_format as fmt
 from postfx.errors import ExportError, NormSemanticsMismatch, UnsupportedLayer
-from postfx.model_file import Model, save_model
+from postfx.model import Model
+from postfx.model_file import save_model
 
 from . import onnx_verify
 from .builder import build_model

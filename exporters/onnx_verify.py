@@ -32,7 +32,7 @@ from onnx.reference.ops.op_conv_transpose import ConvTranspose as _StockConvTran
 from postfx import model_format as fmt
 from postfx import reference
 from postfx.errors import ExportError, ExportVerificationError
-from postfx.model_file import Model
+from postfx.model import Model
 
 from .common import PROBE_SEED, VERIFY_ATOL, VERIFY_RTOL, default_probe_size, divergence, probe_frame, real_channels
 

@@ -45,7 +45,8 @@ from torch import nn
 from postfx import __version__, reference
 from postfx import model_format as fmt
 from postfx.errors import ExportError, ExportVerificationError, NormSemanticsMismatch, UnsupportedLayer
-from postfx.model_file import Model, save_model
+from postfx.model import Model
+from postfx.model_file import save_model
 
 from .builder import build_model
 from .common import (

@@ -16,7 +16,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import errors
-from .model_file import DEFAULT_STYLE, Model, bundled_styles, load, save_model
+from .model import Model
+from .model_file import load, save_model
+from .styles import DEFAULT_STYLE, bundled_styles
 
 __all__ = ["__version__", "errors", "Model", "load", "save_model", "bundled_styles", "DEFAULT_STYLE",
            "PostFX", "run", "stylize", "export_torch", "export_onnx"]

@@ -9,7 +9,9 @@ import numpy as np
 from . import model_format as fmt
 from . import reference
 from .errors import InputError, MissingDepthWarning
-from .model_file import DEFAULT_STYLE, Model, load
+from .model import Model
+from .model_file import load
+from .styles import DEFAULT_STYLE
 
 BACKENDS = ("gl", "numpy")
 _NETWORK_CACHE_SIZE = 4

@@ -152,7 +152,7 @@ def _cmd_tune(args) -> int:
 
 def _add_stylize(subparsers) -> None:
     from .gl.conv_kernels import KERNEL_CHOICES
-    from .model_file import DEFAULT_STYLE
+    from .styles import DEFAULT_STYLE
     p = subparsers.add_parser("stylize", help="stylize an image file through the GL pass",
                               description="Run a style on an image (and its depth map) through the same "
                                           "PostFX pass a renderer uses, in a headless EGL context. Images: 8-bit "
@@ -305,7 +305,7 @@ def _cmd_dataset_stylize(args) -> int:
 # --- demo ------------------------------------------------------------------------
 
 def _add_demo(subparsers) -> None:
-    from .model_file import DEFAULT_STYLE
+    from .styles import DEFAULT_STYLE
     p = subparsers.add_parser("demo", help="the demo town stylized live, in a window or headless",
                               description="Open a window showing the demo scene with a style applied every "
                                           "frame, or (--headless) render frames to a video / PNGs.")
@@ -392,7 +392,7 @@ def _json_ready(value):
 
 
 def _cmd_eval(args) -> int:
-    from .model_file import atomic_write
+    from .files import atomic_write
     from .train.evaluate import compare, markdown_table, plot_quality_vs_depth
     results = compare([args.model, *args.compare], args.data, args.train, runs=args.runs, warmup=args.warmup,
                       samples_dir=args.samples)

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import image_io
 from .errors import InputError
+from .files import atomic_write
 from .indexed_folder import begin_writing, content_id, read_index, read_recorded, sha256_hex, write_index
-from .model_file import atomic_write
 
 FORMAT = "postfx.dataset"
 FORMAT_VERSION = 2          # 2: a sha256 per file and a run id

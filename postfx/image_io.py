@@ -240,5 +240,5 @@ def encode_rgb(rgb: np.ndarray, fmt_name: str) -> bytes:
 
 def write_rgb(path, rgb: np.ndarray, fmt_name: str) -> None:
     """Write uint8 (H, W, 3) atomically (the old file or the new one, never half)."""
-    from .model_file import atomic_write
+    from .files import atomic_write
     atomic_write(path, encode_rgb(rgb, fmt_name))

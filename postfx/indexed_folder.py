@@ -20,7 +20,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError
-from .model_file import atomic_write
+from .files import atomic_write
 
 MAX_INDEX_BYTES = 256 << 20         # a million views is ~300 MiB of JSON; anything past this is not ours
 SHA256 = re.compile(r"[0-9a-f]{64}")

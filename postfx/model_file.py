@@ -13,156 +13,41 @@ damage happens to look like), then the graph and tensors.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
 import re
-import secrets
 import stat
 import struct
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from . import model_format as fmt
 from .errors import (
     ChecksumMismatch,
-    FileWriteError,
     ModelFileError,
     ModelFormatError,
     ModelGraphError,
     NormSemanticsMismatch,
     NotAModelFile,
-    StyleNotFound,
     TensorError,
     UnsupportedFormatVersion,
     UnsupportedNormSemantics,
 )
-from .model_format import brief
+from .files import atomic_write
+from .model import Model
+from .model_format import MODEL_SUFFIX, brief
+from .styles import bundled_style_path, bundled_styles
 
 MAX_HEADER_BYTES = 16 << 20          # a 1024-layer model's header is far below this
 MAX_FILE_BYTES = 4 << 30
 MAX_JSON_DEPTH = 32                  # a model's metadata nests 4 deep
-MODEL_SUFFIX = ".safetensors"
-DEFAULT_STYLE = "ink"               # what stylize / the demo use when no model is named (a trained style)
 _DTYPES = {"F32": np.dtype("<f4")}    # format v1 stores float32; fp16 is a run-time option
 REGENERATE_HINT = "re-export it with postfx.export_torch(...) from the training checkpoint"
 AGAIN_HINT = f"download or copy it again, or {REGENERATE_HINT}"
 DAMAGED_HINT = f"the file is damaged: {AGAIN_HINT}"
-_STYLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 
-
-@dataclass
-class Model:
-    """A validated model file in memory: the graph and its packed tensors."""
-    meta: dict                              # the parsed "postfx" JSON document
-    graph: fmt.Graph
-    tensors: dict[str, np.ndarray]          # packed float32, shapes from fmt.expected_tensors
-    path: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.meta.get("name") or (Path(self.path).stem if self.path else "model")
-
-    @property
-    def input_channels(self) -> int:
-        return self.graph.input_channels
-
-    @property
-    def uses_depth(self) -> bool:
-        return "depth" in self.meta["input"]["channels"]
-
-    @property
-    def is_style(self) -> bool:
-        """RGB / RGBD in, RGB out at the frame size: usable by PostFX and stylize()."""
-        return (tuple(self.meta["input"]["channels"]) in (fmt.RGB, fmt.RGBD)
-                and tuple(self.meta["output"]["channels"]) == fmt.RGB
-                and self.graph.tensors[self.graph.output].scale == (1, 1))
-
-    @property
-    def input_range(self) -> tuple[float, float]:
-        lo, hi = self.meta["input"]["range"]
-        return float(lo), float(hi)
-
-    @property
-    def output_range(self) -> tuple[float, float]:
-        lo, hi = self.meta["output"]["range"]
-        return float(lo), float(hi)
-
-    @property
-    def output_channels(self) -> int:
-        return self.graph.tensors[self.graph.output].channels
-
-    @property
-    def pad_multiple(self) -> int:
-        return self.graph.pad_multiple
-
-    def layer_weights(self, layer: fmt.Layer) -> tuple[np.ndarray, np.ndarray]:
-        """A conv's packed (weight, bias); an instance_norm's (scale, shift)."""
-        first, second = fmt.layer_tensor_kinds(layer)
-        return self.tensors[f"{layer.name}.{first}"], self.tensors[f"{layer.name}.{second}"]
-
-    @property
-    def norm_semantics(self) -> str | None:
-        """What BatchNorm means in this file: "eval" (folded), "frame" (per-frame
-        statistics), or None when it declares nothing (model_format.py)."""
-        return ((self.meta.get("provenance") or {}).get("norm") or {}).get("semantics")
-
-    @property
-    def parameters(self) -> int:
-        return fmt.parameter_count(self.graph)
-
-    @property
-    def macs_per_pixel(self) -> float:
-        return fmt.macs_per_pixel(self.graph)
-
-    def describe(self) -> str:
-        """Human-readable summary: what `postfx info` prints."""
-        g = self.graph
-        inp = self.meta["input"]
-        lines = [f"model      {self.name}  ({self.path or 'in memory'})",
-                 f"format     {fmt.FORMAT_NAME} v{self.meta['format_version']}",
-                 f"input      {', '.join(inp['channels'])}  -> {inp['range']}"
-                 + ("  (sRGB-encoded colour)" if "r" in inp["channels"] else "")]
-        if self.uses_depth:
-            lines.append("depth      linear view depth, (z - near) / (far - near) clamped to [0, 1] "
-                         f"-> {inp['range']}")
-        out = self.meta["output"]
-        lines += [f"output     {', '.join(out['channels'])} from {out['tensor']!r} in {out['range']}",
-                  f"frames     padded to a multiple of {g.pad_multiple} (edge repeat), cropped back",
-                  f"params     {self.parameters:,}",
-                  f"MACs/px    {self.macs_per_pixel:,.0f}  ({self.macs_per_pixel * 1280 * 720 / 1e9:.2f} GMAC "
-                  "per 1280x720 frame)", "", "layers:"]
-        for layer in g.layers:
-            t = g.tensors[layer.name]
-            desc = f"  {layer.name:<14} {layer.op:<17} <- {', '.join(layer.inputs):<22}"
-            if layer.op in fmt.CONV_OPS:
-                desc += (f" {sum(fmt.in_segments(layer, g.tensors)):>4} -> {layer.out_channels:<4} "
-                         f"k{layer.kernel} s{layer.stride} p{layer.padding}")
-                if layer.padding_mode != "zeros":
-                    desc += f" {layer.padding_mode}"
-            elif layer.op == "upsample":
-                desc += f" x{layer.scale} {layer.mode}"
-            elif layer.op == "instance_norm":
-                desc += f" {t.channels} ch, per-frame stats ({layer.origin}, eps {layer.eps:g})"
-            else:
-                desc += f" {t.channels} ch"
-            if layer.activation != "none":
-                desc += f"  + {layer.activation}"
-            num, den = t.scale
-            desc += f"  @ {'1' if num == den else f'{num}/{den}'}"
-            lines.append(desc)
-        prov = self.meta.get("provenance") or {}
-        if prov:
-            lines += ["", "provenance: " + ", ".join(f"{k}={v}" for k, v in prov.items())]
-        return "\n".join(lines)
-
-
-# --- JSON that refuses what Python's json module lets through -----------------
 
 def _no_duplicates(pairs):
     out = {}
@@ -520,32 +405,6 @@ def read_model_file(path: str | os.PathLike) -> Model:
     return parse_model_bytes(data, path)
 
 
-# --- bundled styles ---------------------------------------------------------
-
-def _styles_dir() -> Path:
-    return Path(str(resources.files("postfx.styles")))
-
-
-def bundled_styles() -> list[str]:
-    return sorted(p.name[: -len(MODEL_SUFFIX)] for p in _styles_dir().glob("*" + MODEL_SUFFIX)
-                  if p.is_file() and not p.is_symlink())
-
-
-def bundled_style_path(name: str) -> Path:
-    """The file of a bundled style; names are plain identifiers (reliability A11)."""
-    if not isinstance(name, str) or not _STYLE_NAME.fullmatch(name):
-        raise StyleNotFound(f"style name {brief(name)} must be 1-64 ASCII letters, digits, '_' or '-', not starting "
-                            f"with '-'; bundled styles: {bundled_styles()}. Pass a path to load your own file")
-    path = _styles_dir() / (name + MODEL_SUFFIX)
-    if path.is_symlink():
-        raise StyleNotFound(f"bundled style {brief(name)} is a symbolic link ({path}); refusing to follow it. "
-                            "Pass the target's path to load it as your own file")
-    if not path.is_file():
-        raise StyleNotFound(f"no bundled style {brief(name)}; bundled styles: {bundled_styles()}. "
-                            "Pass a path to load your own model file")
-    return path
-
-
 def load(model: str | os.PathLike | Model) -> Model:
     """A Model from a Model, a path to a .safetensors file, or a bundled style name.
     A bare name is a path only if such a file exists (a folder named after a style
@@ -581,68 +440,6 @@ def serialize(meta: dict, tensors: dict[str, np.ndarray]) -> bytes:
     text = json.dumps(header, allow_nan=False).encode("utf-8")
     text += b" " * (-len(text) % 8)          # safetensors aligns the data region to 8 bytes
     return struct.pack("<Q", len(text)) + text + region
-
-
-_WRITE_HINTS = {errno.ENOSPC: "free some space on that disk", errno.EDQUOT: "free some of your disk quota",
-                errno.EFBIG: "the file is beyond the file size limit (ulimit -f) or the file system's",
-                errno.EACCES: "check the folder's permissions", errno.EPERM: "check the folder's permissions",
-                errno.EROFS: "the file system is read-only", errno.ENOENT: "create the folder first"}
-
-
-def _write_error(path: str, e: OSError) -> FileWriteError:
-    kept = "the previous file is unchanged" if os.path.lexists(path) else "nothing was written"
-    hint = _WRITE_HINTS.get(e.errno, "check the path")
-    error = FileWriteError(f"{path}: cannot write the file ({e.strerror or e}); {kept}. {hint.capitalize()}, "
-                           "then write it again")
-    error.errno = e.errno       # not strerror / filename: OSError's str() would then drop the message
-    return error
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file, fsync, os.replace: a crash, a kill or a full disk leaves
-    the old or the new complete file (D1); a failed write raises FileWriteError.
-    A kill can leave the temp file (.NAME.HEX.tmp) behind, never under NAME."""
-    path = os.fspath(path)
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode):
-            # A FIFO, a device, a socket: replacing it is not what anyone asking to write a file means.
-            raise FileWriteError(f"{path}: exists and is not a regular file (a FIFO or a device?); nothing was "
-                                 "written. Choose another path")
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        pass
-    except OSError as e:
-        raise _write_error(path, e) from None
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as for any new file
-    # (tempfile.mkstemp would leave the model readable by its owner only).
-    fd = None
-    try:
-        # Opened inside the try: an interrupt raised as the open returns (before fd
-        # is even assigned) still removes the file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if not (fd is None and isinstance(e, FileExistsError)):     # O_EXCL: then the name is not ours
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        if isinstance(e, OSError):
-            raise _write_error(path, e) from None
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:     # some platforms cannot open a directory; the rename is still atomic
-        return
-    try:
-        os.fsync(dir_fd)    # make the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def model_from_parts(meta: dict, tensors: dict[str, np.ndarray], path: str | None = None) -> Model:

@@ -103,6 +103,7 @@ METADATA_KEY = "postfx"
 INPUT_TENSOR = "input"
 
 OPS = ("conv2d", "conv_transpose2d", "add", "upsample", "concat", "activation", "instance_norm")
+MODEL_SUFFIX = ".safetensors"
 CONV_OPS = ("conv2d", "conv_transpose2d")
 NORM_ORIGINS = ("InstanceNorm2d", "BatchNorm2d")   # the torch module an instance_norm layer computes
 ACTIVATIONS = ("none", "relu", "leaky_relu", "tanh", "sigmoid")

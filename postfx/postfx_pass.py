@@ -17,7 +17,8 @@ from .gl.dispatch import DeviceLimits
 from .gl.network import GLNetwork, weight_bytes
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, ScissorOff, texture_internal_format
-from .model_file import Model, load
+from .model import Model
+from .model_file import load
 
 GL_RGBA8 = 0x8058
 COLOR_DTYPES = ("f1", "f2", "f4")       # moderngl dtypes of RGBA8 / SRGB8_ALPHA8, RGBA16F, RGBA32F

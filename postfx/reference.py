@@ -11,7 +11,7 @@ import numpy as np
 
 from . import model_format as fmt
 from .errors import InputError
-from .model_file import Model
+from .model import Model
 
 
 def activate(x: np.ndarray, activation: str, negative_slope: float = 0.0) -> np.ndarray:

@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from promises import record_promise
 
 import postfx
-from postfx import errors, model_file
+from postfx import errors, model_file, styles
 from postfx.exporters.builder import build_model
 from postfx.exporters.packing import pack_conv_transpose_weight
+from postfx.model import Model
 from postfx.model_file import checksum, load, serialize
 from postfx.model_format import Layer
 
@@ -581,11 +582,11 @@ class Outcomes:
             raise AssertionError(f"{what}: {type(e).__name__} is not a postfx error: {e}") from e
         finally:
             self.slowest = max(self.slowest, time.perf_counter() - start)
-        kind = "loaded" if isinstance(result, model_file.Model) else type(result).__name__
+        kind = "loaded" if isinstance(result, Model) else type(result).__name__
         self.counts[kind] = self.counts.get(kind, 0) + 1
         return result
 
-    def is_original(self, model: model_file.Model) -> bool:
+    def is_original(self, model: Model) -> bool:
         return (model.meta == self.original.meta and model.tensors.keys() == self.original.tensors.keys()
                 and all(np.array_equal(model.tensors[k], v) for k, v in self.original.tensors.items()))
 
@@ -607,7 +608,7 @@ def test_A10_every_flipped_byte_is_caught(tiny_bytes):
             damaged[i] ^= mask
             what = f"byte {i} ^ {mask:#04x}"
             result = outcomes.load(bytes(damaged), what)
-            if isinstance(result, model_file.Model):
+            if isinstance(result, Model):
                 assert i < data_start and outcomes.is_original(result), f"{what} loads a different model"
             elif i >= data_start:
                 assert isinstance(result, errors.ChecksumMismatch), f"{what}: {result!r}"
@@ -658,7 +659,7 @@ def test_A10_random_byte_mutations_raise_only_postfx_errors(tiny_bytes):
         mutated = data.draw(byte_mutations(tiny_bytes))
         assume(mutated != tiny_bytes)       # an empty insert or delete
         result = outcomes.load(mutated, "mutation")
-        if isinstance(result, model_file.Model):
+        if isinstance(result, Model):
             assert outcomes.is_original(result), "a mutated file loads a different model"
 
     mutate()
@@ -729,7 +730,7 @@ BAD_NAMES = ["../small", "../../etc/passwd", "styles/../small", "a/b", "/etc/pas
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_A11_bad_style_names(name):
     with pytest.raises(errors.StyleNotFound):
-        model_file.bundled_style_path(name)
+        styles.bundled_style_path(name)
 
 
 @pytest.mark.parametrize("name", ["", "-rf", "no_such_style", "x" * 300])
@@ -740,9 +741,9 @@ def test_A11_bad_style_names_through_load(name):
 
 def test_A11_symlink_in_the_styles_folder_is_refused(tmp_path, small_bytes):
     target = write(tmp_path, small_bytes, "outside.safetensors")
-    styles = model_file._styles_dir()
+    folder = styles.styles_dir()
     stem = f"test_{uuid.uuid4().hex[:8]}"
-    link, real = styles / f"{stem}_link.safetensors", styles / f"{stem}_real.safetensors"
+    link, real = folder / f"{stem}_link.safetensors", folder / f"{stem}_real.safetensors"
     try:
         link.symlink_to(target)
         real.write_bytes(small_bytes)

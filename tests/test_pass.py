@@ -15,9 +15,9 @@ from gl_objects import difference, live_gl_objects
 import postfx
 from postfx import errors
 from postfx.exporters.builder import build_model
-from postfx.model_file import DEFAULT_STYLE
 from postfx.model_format import Layer
 from postfx.postfx_pass import PostFX
+from postfx.styles import DEFAULT_STYLE
 from postfx.testing.parity import assert_close, assert_image_close
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import postfx
-from postfx import errors, model_file
+from postfx import errors, model_file, styles
 from postfx.exporters.builder import build_model
 from postfx.model_file import checksum, serialize
 from postfx.model_format import NORM_SEMANTICS, Layer
@@ -49,11 +49,11 @@ def with_norm(data: bytes, norm) -> bytes:
 
 @pytest.fixture(scope="module")
 def bundled_bytes() -> bytes:
-    return model_file.bundled_style_path(model_file.DEFAULT_STYLE).read_bytes()
+    return styles.bundled_style_path(styles.DEFAULT_STYLE).read_bytes()
 
 
 def test_B6_the_bundled_style_declares_eval_semantics(bundled_bytes):
-    model = postfx.load(model_file.DEFAULT_STYLE)
+    model = postfx.load(styles.DEFAULT_STYLE)
     assert model.meta["provenance"]["norm"]["semantics"] == "eval"
     assert NORM_SEMANTICS == ("eval", "frame")
     # The declaration is what the loader reads: the same file declaring nothing also loads.

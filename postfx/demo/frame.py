@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import moderngl
 
 from ..gl.timing import PassTimer
-from ..model_file import DEFAULT_STYLE, bundled_styles, load
+from ..model_file import load
 from ..postfx_pass import PostFX
 from ..scene import Camera, Scene, SceneTarget
+from ..styles import DEFAULT_STYLE, bundled_styles
 
 
 @dataclass

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..files import atomic_write
 from ..gl.context import headless_context
-from ..model_file import atomic_write
 from .frame import DemoFrame
 
 CONTACT_ROWS = 4          # frames shown on the contact sheet

@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import PostFXError
+from ..files import atomic_write
 from ..gl.context import release_current
 from ..gl.programs import shader_source
-from ..model_file import atomic_write
 from .frame import DemoFrame
 
 HELP = "[Space] effect  [V] split  [Tab] style  [1-4] scale  [-/=] strength  [F] fly  [P] shot  [Esc] quit"

@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import KernelCacheWarning
-from ..model_file import atomic_write
+from ..files import atomic_write
 from .conv_kernels import KernelChoice
 
 FORMAT = "postfx-kernel-choices"

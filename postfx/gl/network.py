@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import model_format as fmt
 from ..errors import ContextLost, DeviceLimitError, FrameTooLarge, PassReleased
-from ..model_file import Model
+from ..model import Model
 from . import ops
 from .context import allocating, is_live, renderer, require_compute
 from .conv_kernels import (

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..model_file import atomic_write
+from ..files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "postfx.checkpoint"

@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..model_file import Model, atomic_write, load
+from ..files import atomic_write
+from ..model import Model
+from ..model_file import load
 from .metrics import SSIM_TAPS, psnr, ssim
 from .pairs import load_pair, load_targets_index
 

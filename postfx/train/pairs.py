@@ -26,8 +26,8 @@ from .. import image_io
 from ..dataset import INDEX as VIEWS_INDEX
 from ..dataset import _Progress, checked_size, load_index, load_view, png_bytes
 from ..errors import InputError
+from ..files import atomic_write
 from ..indexed_folder import begin_writing, read_index, read_recorded, sha256_hex, write_index
-from ..model_file import atomic_write
 
 FORMAT = "postfx.targets"
 FORMAT_VERSION = 2          # 2: a sha256 per target, the source's run id, targets named by view

@@ -36,7 +36,8 @@ from torch import nn
 
 from ..dataset import png_bytes
 from ..errors import CheckpointError, InputError, NonFiniteLoss, TrainingDataError, TrainingError
-from ..model_file import Model, atomic_write
+from ..files import atomic_write
+from ..model import Model
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import RUNTIME_FIELDS, TrainConfig, check_config

@@ -11,12 +11,14 @@ import moderngl
 from . import model_format as fmt
 from . import time_slice
 from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
+from .gl import frame_io
 from .gl.context import allocating, is_live, renderer, require_compute
 from .gl.conv_kernels import static_choice
-from .gl.dispatch import DeviceLimits
+from .gl.dispatch import DeviceLimits, check_limits
 from .gl.network import GLNetwork, weight_bytes
 from .gl.programs import ProgramCache
 from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, ScissorOff, texture_internal_format
+from .gl.resources import run_dispatch
 from .model import Model
 from .model_file import load
 
@@ -226,6 +228,10 @@ class PostFX:
             self._scaled_size = scaled
             return
         estimate = self.memory_estimate(width, height)
+        run_h, run_w = run_size
+        for frame_dispatch in (frame_io.pack_dispatch((run_w, run_h), {}, {}),
+                               frame_io.present_dispatch((width, height), self.model.graph.output, {}, {})):
+            check_limits(frame_dispatch, self._network.limits)      # the layers' are checked by the network
         budget = self.memory_budget_bytes
         if budget is not None and estimate["total"] > budget:
             raise FrameTooLarge(
@@ -344,17 +350,17 @@ class PostFX:
 
         # Only at a run's start: later steps of a sliced run may still read the input.
         if start == 0:
-            pack = self._programs.get("pack_input.comp", pack_defines(depth, color_linear, fp16))
-            self._bind_color(pack, color_tex)
+            uniforms = dict(common, value_range=self.model.input_range, color_texture=frame_io.TEXTURE_COLOR)
             if depth["USE_DEPTH"]:
-                depth_tex.use(1)
-                self._depth_sampler.use(1)
-                _set(pack, depth_texture=1, near_plane=float(near), far_plane=float(far))
-            self._network.buffers[fmt.INPUT_TENSOR].bind_to_storage_buffer(2)
-            _set(pack, value_range=self.model.input_range, **common)
-            pack.run(-(-run_w // 8), -(-run_h // 8), 1)
+                depth_tex.use(frame_io.TEXTURE_DEPTH)
+                self._depth_sampler.use(frame_io.TEXTURE_DEPTH)
+                uniforms.update(depth_texture=frame_io.TEXTURE_DEPTH, near_plane=float(near), far_plane=float(far))
+            pack = frame_io.pack_dispatch((run_w, run_h), frame_io.pack_defines(depth, color_linear, fp16), uniforms)
+            self._bind_color(color_tex)
+            pack.program = self._programs.get(pack.shader, pack.defines, pack.layer)
+            run_dispatch(pack, self._network.buffers, {})
             if depth["USE_DEPTH"]:
-                self._depth_sampler.clear(1)
+                self._depth_sampler.clear(frame_io.TEXTURE_DEPTH)
             self.ctx.memory_barrier(moderngl.SHADER_STORAGE_BARRIER_BIT)
 
         if measuring:
@@ -367,14 +373,16 @@ class PostFX:
             if self._frame_budget_ms is not None:
                 self._next_step = (self._next_step + 1) % len(self._schedule)
 
-        present = self._programs.get("present.comp", present_defines(color_linear, fp16))
-        self._bind_color(present, color_tex)
-        self._output.bind_to_image(1, read=False, write=True, format=GL_RGBA8)
-        self._network.views[self.model.graph.output].bind_to_image(2, read=True, write=False)
-        _set(present, value_range=self.model.output_range, strength=self._strength,
-             view_border=self._network.view_border, **common)
-        present.run(-(-width // 8), -(-height // 8), 1)
-        self._color_sampler.clear(0)     # a bound sampler would override the caller's texture state
+        present = frame_io.present_dispatch(
+            (width, height), self.model.graph.output, frame_io.present_defines(color_linear, fp16),
+            {"frame_size": (width, height), "scaled_size": self._scaled_size, "value_range": self.model.output_range,
+             "strength": self._strength, "view_border": self._network.view_border,
+             "color_texture": frame_io.TEXTURE_COLOR})
+        self._bind_color(color_tex)
+        self._output.bind_to_image(frame_io.IMAGE_OUTPUT, read=False, write=True, format=GL_RGBA8)
+        present.program = self._programs.get(present.shader, present.defines, present.layer)
+        run_dispatch(present, {}, self._network.views)
+        self._color_sampler.clear(frame_io.TEXTURE_COLOR)     # a bound sampler would override the caller's state
         # Whoever reads the output next may sample it, blit it or read it back.
         self.ctx.memory_barrier(moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.FRAMEBUFFER_BARRIER_BIT
                                 | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
@@ -386,10 +394,9 @@ class PostFX:
         self._copy_to(self._framebuffer_of(target) if isinstance(target, moderngl.Texture) else target)
         return None
 
-    def _bind_color(self, program, color_tex) -> None:
-        color_tex.use(0)
-        self._color_sampler.use(0)          # NEAREST: complete whatever the texture's own filters
-        _set(program, color_texture=0)
+    def _bind_color(self, color_tex) -> None:
+        color_tex.use(frame_io.TEXTURE_COLOR)
+        self._color_sampler.use(frame_io.TEXTURE_COLOR)       # NEAREST: complete whatever its own filters
 
     def _framebuffer_of(self, texture: moderngl.Texture) -> moderngl.Framebuffer:
         """A framebuffer with the caller's texture (level 0) attached, made when the target
@@ -454,17 +461,6 @@ class PostFX:
         return False
 
 
-def pack_defines(depth_defines: dict, color_linear: bool, fp16: bool) -> dict:
-    """The knobs of shaders/pack_input.comp for a frame: depth (PostFX._depth_defines),
-    the colour's encoding, the storage precision."""
-    return dict(depth_defines, COLOR_LINEAR=int(color_linear), STORAGE_FP16=int(fp16))
-
-
-def present_defines(color_linear: bool, fp16: bool) -> dict:
-    """The knobs of shaders/present.comp."""
-    return {"COLOR_LINEAR": int(color_linear), "STORAGE_FP16": int(fp16)}
-
-
 def _tuner(kernels: str, budget_s: float | None):
     """The tuner of kernels="auto" with this budget (None: the default budget)."""
     if kernels != "auto":
@@ -481,10 +477,3 @@ def _tuner(kernels: str, budget_s: float | None):
 def _check_not_empty(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise FrameTooSmall(f"frame {width}x{height} is empty (a minimized window?); skip the pass for it")
-
-
-def _set(program, **uniforms) -> None:
-    """Set the uniforms the compiler kept (unused ones are optimized away)."""
-    for name, value in uniforms.items():
-        if name in program:
-            program[name] = value

@@ -324,3 +324,16 @@ def test_tiled_falls_back_when_its_tile_exceeds_shared_memory(gl_ctx):
     (d,) = conv_kernels.CONV_VARIANTS["tiled"].dispatches(layer, model.graph, sizes,
                                                  False, roomy)
     assert d.shared_bytes <= 32768
+
+
+def test_C3_an_unknown_uniform_is_an_error(gl_ctx):
+    """The uniform version of a misspelled define: refused, not silently dropped; a declared
+    uniform the compiler removed from this variant is skipped."""
+    program = programs.ProgramCache(gl_ctx)
+    try:
+        compiled = program.get("elementwise.comp", {"OPERATION": 0})
+        with pytest.raises(ValueError, match="out_sise"):
+            programs.set_uniforms(compiled, "elementwise.comp", {"out_sise": (4, 4)})
+        programs.set_uniforms(compiled, "elementwise.comp", {"out_size": (4, 4), "in_size": (4, 4)})
+    finally:
+        program.release()

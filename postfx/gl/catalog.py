@@ -39,7 +39,7 @@ def network_programs(graph: fmt.Graph, fp16: bool, limits: DeviceLimits) -> set[
 
 def pass_programs() -> set[Program]:
     """pack_input / present for every colour encoding, depth mode and precision the pass uses."""
-    from ..postfx_pass import pack_defines, present_defines
+    from .frame_io import pack_defines, present_defines
     depth_modes = [{"USE_DEPTH": 0}, {"USE_DEPTH": 1, "REVERSED_Z": 0}, {"USE_DEPTH": 1, "REVERSED_Z": 1}]
     out = set()
     for fp16 in (False, True):

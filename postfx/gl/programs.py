@@ -19,6 +19,8 @@ from .context import renderer
 
 _INCLUDE = re.compile(r'^\s*#include\s+"([\w.]+)"\s*$', re.M)
 _KNOB = re.compile(r"^\s*#ifndef\s+(\w+)", re.M)
+# `uniform <type> <name>;` (samplers and images too: `layout(...) ... uniform image2D name;`)
+_UNIFORM = re.compile(r"\buniform\s+(?:(?:lowp|mediump|highp)\s+)?\w+\s+(\w+)\s*(?:\[[^\]]*\])?\s*;")
 _LOG_LINE = re.compile(r"^\s*(\d+)[:(](\d+)[):(]", re.M)     # Mesa "0:12(5):", NVIDIA "0(12) :"
 
 
@@ -44,6 +46,32 @@ def expanded_source(name: str) -> tuple[str, frozenset, tuple]:
         else:
             out.append(line)
     return "\n".join(out), frozenset(knobs), tuple(files)
+
+
+@cache
+def declared_uniforms(name: str) -> frozenset:
+    """The uniforms a shader file (with its includes) declares, whatever the defines."""
+    return frozenset(_UNIFORM.findall(expanded_source(name)[0]))
+
+
+def set_uniforms(program, shader, uniforms: dict, write=None) -> None:
+    """Set `uniforms` on a compiled program of `shader` (a file name, or several for a
+    vertex + fragment program). A name the shader does not declare is an error -- the
+    uniform version of a misspelled define, which would otherwise be silently dropped;
+    a declared uniform the compiler optimized away in this variant is skipped.
+    write(program, name, value): how to set one (default: assignment)."""
+    shaders = (shader,) if isinstance(shader, str) else tuple(shader)
+    declared = frozenset().union(*(declared_uniforms(s) for s in shaders))
+    unknown = set(uniforms) - declared
+    if unknown:
+        raise ValueError(f"shader {' + '.join(shaders)} declares no uniform(s) {sorted(unknown)}; "
+                         f"it declares {sorted(declared)}")
+    for uniform, value in uniforms.items():
+        if uniform in program:
+            if write is None:
+                program[uniform] = value
+            else:
+                write(program, uniform, value)
 
 
 def _format_value(value) -> str:

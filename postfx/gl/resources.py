@@ -9,6 +9,7 @@ import moderngl
 import numpy as np
 
 from .dispatch import WEIGHT_IMAGE_WIDTH, Dispatch, ceil_div
+from .programs import set_uniforms
 
 # After a dispatch its output may be read as a storage buffer or copied into an
 # image view (a pixel-unpack read). A view refresh is an ordinary GL command,
@@ -59,7 +60,5 @@ def run_dispatch(d: Dispatch, storage: Mapping, images: Mapping) -> None:
         storage[source].bind_to_storage_buffer(binding)
     for unit, source in d.images.items():
         images[source].bind_to_image(unit, read=True, write=False)
-    for name, value in d.uniforms.items():
-        if name in d.program:           # the compiler drops uniforms a variant does not read
-            d.program[name] = value
+    set_uniforms(d.program, d.shader, d.uniforms)
     d.program.run(*d.groups)

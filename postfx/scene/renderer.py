@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import FrameTooLarge, FrameTooSmall, GLError, InputError, ShaderCompileError
 from ..gl.context import is_live, renderer
-from ..gl.programs import specialise
+from ..gl.programs import declared_uniforms, set_uniforms, specialise
 from .camera import Camera
 from .mesh import MATERIAL, MATERIALS, VERTEX_ATTRIBUTES, VERTEX_FORMAT, Mesh
 from .movers import INSTANCE_ATTRIBUTES, INSTANCE_FORMAT, Traffic
@@ -119,8 +119,10 @@ def _check_size(ctx, size) -> tuple[int, int]:
 def _program(ctx, vertex: str, fragment: str, vertex_defines: dict | None = None,
              fragment_defines: dict | None = None) -> moderngl.Program:
     try:
-        return ctx.program(vertex_shader=specialise(vertex, vertex_defines or {}),
-                           fragment_shader=specialise(fragment, fragment_defines or {}))
+        program = ctx.program(vertex_shader=specialise(vertex, vertex_defines or {}),
+                              fragment_shader=specialise(fragment, fragment_defines or {}))
+        program.extra = (vertex, fragment)        # the files its uniforms are checked against (_set)
+        return program
     except moderngl.Error as e:
         raise ShaderCompileError(f"scene shaders {vertex} {vertex_defines or ''} + {fragment} "
                                  f"{fragment_defines or ''} failed to compile or link on {renderer(ctx)}:\n"
@@ -128,14 +130,27 @@ def _program(ctx, vertex: str, fragment: str, vertex_defines: dict | None = None
 
 
 def _set(program, **uniforms) -> None:
-    """Set the uniforms the compiler kept; matrices are (4, 4) numpy arrays (see camera.py)."""
-    for name, value in uniforms.items():
-        if name not in program:
-            continue
-        if isinstance(value, np.ndarray) and value.shape == (4, 4):
-            program[name].write(np.ascontiguousarray(value.T, dtype=np.float32).tobytes())
-        else:
-            program[name].value = value
+    """Set uniforms the program's shaders declare (a misspelled name is an error; one the
+    compiler dropped is skipped); matrices are (4, 4) numpy arrays (see camera.py)."""
+    set_uniforms(program, program.extra, uniforms, write=_write_uniform)
+
+
+def _set_shared(programs, **uniforms) -> None:
+    """Uniforms several programs share: each gets those its shaders declare, and every
+    name must be declared by one of them (a misspelling is still an error)."""
+    declared = {program: frozenset().union(*(declared_uniforms(s) for s in program.extra)) for program in programs}
+    unknown = set(uniforms) - frozenset().union(*declared.values())
+    if unknown:
+        raise ValueError(f"no scene shader declares uniform(s) {sorted(unknown)}")
+    for program, names in declared.items():
+        _set(program, **{k: v for k, v in uniforms.items() if k in names})
+
+
+def _write_uniform(program, name: str, value) -> None:
+    if isinstance(value, np.ndarray) and value.shape == (4, 4):
+        program[name].write(np.ascontiguousarray(value.T, dtype=np.float32).tobytes())
+    else:
+        program[name].value = value
 
 
 def _bind_live_framebuffer(ctx) -> None:
@@ -247,8 +262,7 @@ class Scene:
                       shadow_texel=(1 / shadow_size, 1 / shadow_size), shadow_bias=SHADOW_BIAS / (2 * SHADOW_RANGE),
                       shadow_normal_offset=SHADOW_NORMAL_OFFSET,
                       mover_shadow_bias=MOVER_SHADOW_BIAS / (2 * SHADOW_RANGE), mover_normal_offset=MOVER_NORMAL_OFFSET)
-        for program in self._colour_programs + [self._sky]:
-            _set(program, **common)
+        _set_shared(self._colour_programs + [self._sky], **common)
         _set(mover_program, mover_shadow_bias=common["shadow_bias"], mover_normal_offset=SHADOW_NORMAL_OFFSET)
         _set(self._shadow, view_projection=light)
 
@@ -322,9 +336,8 @@ class Scene:
         view_projection = camera.view_projection(target.aspect)
         frame = dict(view_projection=view_projection, camera_position=tuple(float(v) for v in camera.position),
                      far_plane=camera.far)
-        for program in self._colour_programs:
-            _set(program, **frame)
-        _set(self._sky, inverse_view_projection=np.linalg.inv(view_projection.astype(np.float64)), **frame)
+        _set_shared([*self._colour_programs, self._sky], **frame)
+        _set(self._sky, inverse_view_projection=np.linalg.inv(view_projection.astype(np.float64)))
 
         ctx.front_face, ctx.cull_face = "ccw", "back"
         ctx.depth_func = "<"

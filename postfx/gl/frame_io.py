@@ -1,0 +1,42 @@
+"""The pass's two frame kernels as planned dispatches, like every layer's: pack (the
+caller's colour + depth -> the network's input tensor, shaders/pack_input.comp) and
+present (the network's output -> the frame, shaders/present.comp). Their work groups
+are planned here and checked against the device's limits with the layers'.
+
+Besides what a Dispatch binds by name, the pass binds the caller's textures: colour on
+texture unit TEXTURE_COLOR, depth on TEXTURE_DEPTH, and present's output image on
+IMAGE_OUTPUT."""
+from __future__ import annotations
+
+from .. import model_format as fmt
+from .dispatch import BIND_DESTINATION, Dispatch, ceil_div
+
+FRAME_GROUP = 8                     # local_size_x = local_size_y of both shaders
+TEXTURE_COLOR, TEXTURE_DEPTH = 0, 1
+IMAGE_OUTPUT, IMAGE_NETWORK_OUTPUT = 1, 2
+
+
+def pack_defines(depth_defines: dict, color_linear: bool, fp16: bool) -> dict:
+    """The knobs of pack_input.comp for a frame: depth (USE_DEPTH, REVERSED_Z), the
+    colour's encoding, the storage precision."""
+    return dict(depth_defines, COLOR_LINEAR=int(color_linear), STORAGE_FP16=int(fp16))
+
+
+def present_defines(color_linear: bool, fp16: bool) -> dict:
+    """The knobs of present.comp."""
+    return {"COLOR_LINEAR": int(color_linear), "STORAGE_FP16": int(fp16)}
+
+
+def pack_dispatch(run_size: tuple[int, int], defines: dict, uniforms: dict) -> Dispatch:
+    """One invocation per texel of the run size (W, H)."""
+    run_w, run_h = run_size
+    return Dispatch("pack", "pack_input.comp", defines, {BIND_DESTINATION: fmt.INPUT_TENSOR}, uniforms,
+                    (ceil_div(run_w, FRAME_GROUP), ceil_div(run_h, FRAME_GROUP), 1), (FRAME_GROUP, FRAME_GROUP))
+
+
+def present_dispatch(frame_size: tuple[int, int], output_tensor: str, defines: dict, uniforms: dict) -> Dispatch:
+    """One invocation per frame pixel; reads the output tensor's image view."""
+    width, height = frame_size
+    return Dispatch("present", "present.comp", defines, {}, uniforms,
+                    (ceil_div(width, FRAME_GROUP), ceil_div(height, FRAME_GROUP), 1), (FRAME_GROUP, FRAME_GROUP),
+                    images={IMAGE_NETWORK_OUTPUT: output_tensor})

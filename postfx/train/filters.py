@@ -327,6 +327,53 @@ def ink(rgb: np.ndarray, depth01: np.ndarray, p: InkParams) -> np.ndarray:
     return _to_u8(inked * (1.0 - fog) + np.asarray(PAPER, np.float32) * fog)
 
 
+@dataclass(frozen=True)
+class ToonParams:
+    levels: int = 5                # posterized value bands
+    saturation: float = 1.15       # colour boost before posterizing
+    warmth: float = 0.12           # red up, blue down by this share: a warmer palette
+    depth_eps: float = 1 / 119     # near / (far - near): makes 1 / (depth01 + eps) linear on planes
+    depth_edge: float = 0.12       # relative second difference of inverse depth that draws an outline
+    colour_edge: float = 0.09      # value gradient (per px, in [0, 1] units) that draws an outline
+    line: float = 0.85             # darkness of the outlines
+    fog_start: float = 0.2         # depth01 where the haze begins
+    fog_max: float = 0.45          # share of the haze colour at the far plane
+    fog_power: float = 1.5
+    RANGES: ClassVar[dict] = {"levels": (2, 64), "saturation": (0, 4), "warmth": (0, 1), "depth_eps": (1e-6, 1),
+                              "depth_edge": (1e-3, 10), "colour_edge": (1e-3, 10), "line": (0, 1),
+                              "fog_start": (0, 0.99), "fog_max": (0, 1), "fog_power": (0.05, 20)}
+
+
+TOON_INK = (0.13, 0.09, 0.07)       # outline colour, a warm near-black
+TOON_HAZE = (0.92, 0.87, 0.80)      # haze toward the far plane
+
+
+def toon(rgb: np.ndarray, depth01: np.ndarray, p: ToonParams) -> np.ndarray:
+    """Cel shading: value posterized in a warmer palette, thin dark outlines where depth
+    or colour changes sharply, light haze toward the far plane."""
+    cv2 = _cv2()
+    smooth = cv2.bilateralFilter(rgb, 7, 40, 5).astype(np.float32) / 255.0
+    hsv = cv2.cvtColor(smooth, cv2.COLOR_RGB2HSV)                  # H in degrees, S and V in [0, 1]
+    # Value alone is posterized: saturation is noisy in dark 8-bit colours, and bands of
+    # it would come out as stripes.
+    hsv[..., 1] = np.clip(hsv[..., 1] * p.saturation, 0, 1)
+    hsv[..., 2] = np.minimum((np.floor(hsv[..., 2] * p.levels) + 0.75) / p.levels, 1.0)
+    tint = np.array([1.0 + p.warmth / 2.4, 1.0, 1.0 - p.warmth], np.float32)
+    flat = np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * tint, 0, 1)
+    # Depth outlines from the second difference of inverse depth: zero on any plane
+    # (1 / z is affine in screen space), large where one surface occludes another.
+    inverse = 1.0 / (depth01.astype(np.float32) + p.depth_eps)
+    second = np.abs(cv2.Laplacian(inverse, cv2.CV_32F, ksize=1))
+    depth_edge = second / cv2.dilate(inverse, np.ones((3, 3), np.uint8)) > p.depth_edge
+    value = cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY)
+    gradient = np.hypot(cv2.Sobel(value, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(value, cv2.CV_32F, 0, 1, ksize=3)) / 4
+    lines = cv2.dilate((depth_edge | (gradient > p.colour_edge)).astype(np.uint8), np.ones((2, 2), np.uint8))
+    lines = cv2.GaussianBlur(lines.astype(np.float32), (3, 3), 0.6)[..., None] * p.line
+    inked = flat * (1 - lines) + np.asarray(TOON_INK, np.float32) * lines
+    fog = (p.fog_max * np.clip((depth01 - p.fog_start) / (1 - p.fog_start), 0, 1) ** p.fog_power)[..., None]
+    return _to_u8(inked * (1 - fog) + np.asarray(TOON_HAZE, np.float32) * fog)
+
+
 # --- the registry ----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -429,6 +476,8 @@ FILTERS: dict[str, Filter] = {f.name: f for f in (
            False, PencilParams, pencil),
     Filter("ink", "ink and flat colour: posterized fills, depth silhouettes thinning with distance, "
                   "colour-edge lines, depth fog toward the paper", True, InkParams, ink),
+    Filter("toon", "cel shading: posterized value in a warm palette, thin outlines at depth and colour edges, "
+                   "light haze with depth", True, ToonParams, toon),
 )}
 
 # Targets made outside postfx (pairs.targets_from_folder) are recorded under this style name.

@@ -100,6 +100,9 @@ class Model:
                     desc += f" {layer.padding_mode}"
             elif layer.op == "upsample":
                 desc += f" x{layer.scale} {layer.mode}"
+            elif layer.op == "avg_pool2d":
+                desc += (f" {t.channels} ch, mean k{layer.kernel} s{layer.stride} p{layer.padding}"
+                         + ("" if layer.count_include_pad else " (taps inside only)"))
             elif layer.op == "instance_norm":
                 desc += f" {t.channels} ch, per-frame stats ({layer.origin}, eps {layer.eps:g})"
             else:

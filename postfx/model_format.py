@@ -66,6 +66,11 @@ and, for leaky_relu, "negative_slope"):
 - ``concat``: two or more inputs, materialized (only where a consumer cannot
   read the sources directly).
 - ``activation``: one input, the activation alone.
+- ``avg_pool2d``: one input; the mean of each "kernel" x "kernel" window
+  stepped by "stride" over the input zero-padded by "padding" (at most
+  kernel // 2), torch's AvgPool2d with ceil_mode=False. "count_include_pad"
+  true divides by kernel^2, false by the taps inside the input (pix2pixHD's
+  downsampler). Same size rule as conv2d; keeps its input's segments.
 - ``instance_norm``: one input; each channel normalized by its own mean and
   (biased) variance over the whole tensor at run size (padding included, as
   torch sees the padded frame): y = (x - mean) / sqrt(var + eps) * scale + shift,
@@ -102,7 +107,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "postfx"
 INPUT_TENSOR = "input"
 
-OPS = ("conv2d", "conv_transpose2d", "add", "upsample", "concat", "activation", "instance_norm")
+OPS = ("conv2d", "conv_transpose2d", "add", "upsample", "concat", "activation", "instance_norm", "avg_pool2d")
 MODEL_SUFFIX = ".safetensors"
 CONV_OPS = ("conv2d", "conv_transpose2d")
 NORM_ORIGINS = ("InstanceNorm2d", "BatchNorm2d")   # the torch module an instance_norm layer computes
@@ -156,6 +161,7 @@ class Layer:
     mode: str = "nearest"
     eps: float = 1e-5             # instance_norm
     origin: str = "InstanceNorm2d"
+    count_include_pad: bool = True    # avg_pool2d: divide by kernel^2 (True) or by the taps inside (False)
 
     def to_json(self) -> dict:
         d = {"name": self.name, "op": self.op, "inputs": list(self.inputs),
@@ -171,6 +177,9 @@ class Layer:
             d.update(scale=self.scale, mode=self.mode)
         if self.op == "instance_norm":
             d.update(eps=self.eps, origin=self.origin)
+        if self.op == "avg_pool2d":
+            d.update(kernel=self.kernel, stride=self.stride, padding=self.padding,
+                     count_include_pad=self.count_include_pad)
         return d
 
 
@@ -181,6 +190,7 @@ _FIELDS_BY_OP = {
     "upsample": {"scale", "mode"},
     "add": set(), "concat": set(), "activation": set(),
     "instance_norm": {"eps", "origin"},
+    "avg_pool2d": {"kernel", "stride", "padding", "count_include_pad"},
 }
 _COMMON_FIELDS = {"name", "op", "inputs", "activation", "negative_slope"}
 
@@ -227,7 +237,7 @@ def parse_layer(d, index: int) -> Layer:
             raise ModelGraphError(f"{where}: negative_slope must be a number in [-1000, 1000], got {brief(slope)}")
         slope = float(slope)
     n_inputs = {"add": (2, 2), "upsample": (1, 1), "activation": (1, 1), "instance_norm": (1, 1),
-                "concat": (2, 64)}.get(op, (1, 64))
+                "avg_pool2d": (1, 1), "concat": (2, 64)}.get(op, (1, 64))
     if not n_inputs[0] <= len(inputs) <= n_inputs[1]:
         raise ModelGraphError(f"{where}: op {op!r} takes {n_inputs[0]}..{n_inputs[1]} inputs, got {len(inputs)}")
     kw = {}
@@ -242,6 +252,14 @@ def parse_layer(d, index: int) -> Layer:
             kw["output_padding"] = _int_field(d, "output_padding", where, 0, kw["stride"] - 1)
             if kw["padding_mode"] != "zeros":
                 raise ModelGraphError(f"{where}: conv_transpose2d supports only zero padding")
+    if op == "avg_pool2d":
+        kw["kernel"] = _int_field(d, "kernel", where, 1, MAX_KERNEL)
+        kw["stride"] = _int_field(d, "stride", where, 1, MAX_STRIDE)
+        kw["padding"] = _int_field(d, "padding", where, 0, kw["kernel"] // 2)     # torch's own bound
+        include = d.get("count_include_pad")
+        if not isinstance(include, bool):
+            raise ModelGraphError(f"{where}: field 'count_include_pad' must be true or false, got {brief(include)}")
+        kw["count_include_pad"] = include
     if op == "upsample":
         kw["scale"] = _int_field(d, "scale", where, 2, 2)
         kw["mode"] = _choice(d, "mode", where, UPSAMPLE_MODES)
@@ -339,18 +357,18 @@ def build_graph(layers: list[Layer], input_channels: int, output: str) -> Graph:
             raise ModelGraphError(f"{where}: inputs have different spatial sizes "
                                   f"({[s.scale for s in srcs]} as fractions of the frame)")
         num, den = scale
-        if layer.op == "conv2d":
+        if layer.op in ("conv2d", "avg_pool2d"):
             # With the input a multiple of the stride, the output is exactly
             # input / stride when kernel - stride <= 2 * padding <= kernel - 1.
             k, s, p = layer.kernel, layer.stride, layer.padding
             if not k - s <= 2 * p <= k - 1:
-                raise ModelGraphError(f"{where}: conv kernel {k} stride {s} padding {p} does not map "
+                raise ModelGraphError(f"{where}: {layer.op} kernel {k} stride {s} padding {p} does not map "
                                       f"sizes by an exact factor (need kernel - stride <= 2*padding <= kernel - 1)")
             if layer.padding_mode == "reflect" and p > 0:
                 # reflect padding needs padding < size: frames are padded up to this.
                 min_size = max(min_size, -(-(p + 1) * den // num))
             den *= s
-            segs = (layer.out_channels,)
+            segs = (layer.out_channels,) if layer.op == "conv2d" else srcs[0].segments
         elif layer.op == "conv_transpose2d":
             k, s, p, op = layer.kernel, layer.stride, layer.padding, layer.output_padding
             # (H - 1) s - 2p + k + op == H s  <=>  k + op - 2p == s

@@ -75,6 +75,20 @@ def upsample2x(x, mode):
     return rows[:, :, x0] * (1 - fx)[None, None, :] + rows[:, :, x1] * fx[None, None, :]
 
 
+def avg_pool2d(x, kernel, stride, padding, count_include_pad):
+    """x (lanes, H, W) -> window means (torch AvgPool2d, ceil_mode=False); the
+    divisor is kernel^2, or with count_include_pad False the taps inside x."""
+    pad = [(0, 0), (padding, padding), (padding, padding)]
+    def window_sums(a):
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(a, pad), (kernel, kernel), axis=(1, 2))
+        return windows[:, ::stride, ::stride].sum(axis=(3, 4), dtype=np.float64)
+    sums = window_sums(x)
+    if count_include_pad:
+        return (sums / (kernel * kernel)).astype(np.float32)
+    taps = window_sums(np.ones((1,) + x.shape[1:]))
+    return (sums / taps).astype(np.float32)
+
+
 def instance_norm(x, scale, shift, eps):
     """x (lanes, H, W): each lane normalized by its own mean and biased variance over
     H x W (computed in float64), then scaled and shifted; zero padding lanes stay 0."""
@@ -112,6 +126,8 @@ def run_layers(model: Model, x_lanes: np.ndarray) -> dict[str, np.ndarray]:
             y = upsample2x(srcs[0], layer.mode)
         elif layer.op == "concat":
             y = np.concatenate(srcs, axis=0)
+        elif layer.op == "avg_pool2d":
+            y = avg_pool2d(srcs[0], layer.kernel, layer.stride, layer.padding, layer.count_include_pad)
         elif layer.op == "instance_norm":
             scale, shift = model.layer_weights(layer)
             y = instance_norm(srcs[0], scale.reshape(-1), shift.reshape(-1), layer.eps)

@@ -53,6 +53,20 @@ def reference_generator_graphs():
         yield name, fmt.build_graph(list(lowering.layers.values()), lowering.input_channels(), lowering.output)
 
 
+def pool_graphs():
+    """avg_pool2d under every legal window of kernel <= 5 and both divisors."""
+    layers = []
+    for k in range(1, 6):
+        for s in range(1, 4):
+            for p in range(k // 2 + 1):
+                if k - s <= 2 * p <= k - 1:
+                    for include in (True, False):
+                        layers.append(fmt.Layer(f"pool{len(layers)}", "avg_pool2d", (fmt.INPUT_TENSOR,),
+                                                kernel=k, stride=s, padding=p, count_include_pad=include))
+    for layer in layers:
+        yield layer.name, fmt.build_graph([layer], 4, layer.name)
+
+
 def bundled_style_graphs():
     for name in postfx.bundled_styles():
         yield f"style {name}", postfx.load(name).graph
@@ -84,7 +98,8 @@ def probe_programs() -> set:
 
 
 def all_programs(gl_ctx, monkeypatch) -> set:
-    graphs = [*reference_unet_graphs(), *reference_generator_graphs(), *bundled_style_graphs()]
+    graphs = [*reference_unet_graphs(), *reference_generator_graphs(), *pool_graphs(),
+              *bundled_style_graphs()]
     out = set()
     for shared in SHARED_MEMORY_SIZES:
         limits = DeviceLimits(max_shared_memory=shared, renderer=f"a device with {shared} bytes of shared memory")

@@ -9,8 +9,7 @@ from __future__ import annotations
 from .. import model_format as fmt
 from .conv_kernels import KernelChoice, candidates, conv_dispatches
 from .dispatch import DeviceLimits, tensor_sizes
-from .norm_kernels import norm_dispatches
-from .ops import elementwise_dispatches
+from .ops import layer_dispatches
 
 Program = tuple[str, tuple]         # (shader file, sorted (define, value) pairs)
 
@@ -30,10 +29,9 @@ def network_programs(graph: fmt.Graph, fp16: bool, limits: DeviceLimits) -> set[
             for choice in (KernelChoice.of("naive"), *candidates(layer, graph, limits)):
                 plan = conv_dispatches(layer, graph, sizes, choice, fp16, limits)
                 out |= {program_key(d.shader, d.defines) for d in plan}
-        elif layer.op == "instance_norm":
-            out |= {program_key(d.shader, d.defines) for d in norm_dispatches(layer, graph, sizes, fp16, limits)}
         else:
-            out |= {program_key(d.shader, d.defines) for d in elementwise_dispatches(layer, graph, sizes, fp16)}
+            plan = layer_dispatches(layer, graph, sizes, None, fp16, limits)
+            out |= {program_key(d.shader, d.defines) for d in plan}
     return out
 
 

@@ -1,6 +1,7 @@
 """Which dispatches run one layer: conv layers through the kernel ladder
 (conv_kernels.py) with the layer's KernelChoice, instance_norm through its
-reduction kernel (norm_kernels.py), and the weightless ops (add, upsample,
+reduction kernel (norm_kernels.py), avg_pool2d through shaders/avg_pool.comp,
+and the other weightless ops (add, upsample,
 activation, a materialized concat) through shaders/elementwise.comp. The
 network executor (network.py) owns the buffers and runs the dispatches in order.
 """
@@ -42,6 +43,17 @@ def elementwise_dispatches(layer: fmt.Layer, graph: fmt.Graph, sizes: dict, fp16
     return out
 
 
+def avg_pool_dispatches(layer: fmt.Layer, graph: fmt.Graph, sizes: dict, fp16: bool) -> list[Dispatch]:
+    out_w, out_h = sizes[layer.name]
+    slices = graph.tensors[layer.name].slices
+    defines = dict(common_defines(layer, fp16), KERNEL=layer.kernel, STRIDE=layer.stride, PADDING=layer.padding,
+                   COUNT_INCLUDE_PAD=int(layer.count_include_pad))
+    bindings = {BIND_SOURCE_A: layer.inputs[0], BIND_DESTINATION: layer.name}
+    return [Dispatch(layer.name, "avg_pool.comp", defines, bindings,
+                     {"in_size": sizes[layer.inputs[0]], "out_size": (out_w, out_h), "slices": slices},
+                     (ceil_div(out_w, 8), ceil_div(out_h, 8), slices))]
+
+
 def layer_dispatches(layer: fmt.Layer, graph: fmt.Graph, sizes: dict, choice: KernelChoice | None, fp16: bool,
                      limits: DeviceLimits | None = None) -> list[Dispatch]:
     """The dispatches of one layer at one run size; `choice` is the kernel of a conv layer.
@@ -51,4 +63,6 @@ def layer_dispatches(layer: fmt.Layer, graph: fmt.Graph, sizes: dict, choice: Ke
         return conv_dispatches(layer, graph, sizes, choice, fp16, limits)
     if layer.op == "instance_norm":
         return norm_dispatches(layer, graph, sizes, fp16, limits)
+    if layer.op == "avg_pool2d":
+        return avg_pool_dispatches(layer, graph, sizes, fp16)
     return elementwise_dispatches(layer, graph, sizes, fp16)

@@ -130,3 +130,16 @@ def test_dataset_stylize_takes_options_between_its_folders(tmp_path, capsys, gl_
     assert cli.main(["dataset", "stylize", str(views), "--style", "ink", "--no-progress"]) == 2
     assert "needs SRC" in capsys.readouterr().err
     assert cli.main(["dataset", "stylize", str(views), str(tmp_path / "t"), "--bogus"]) == 2
+
+
+def test_what_the_file_system_refuses_is_a_clean_error(tmp_path, capsys, gl_ctx):
+    """A path the OS refuses outright (a name past NAME_MAX) is reported with the OS's
+    reason and exit status 2, not a traceback; nothing is written."""
+    from postfx import cli
+    from postfx.dataset import render_views
+    views = render_views(tmp_path / "views", 1, (32, 24), seed=0, progress=False)
+    too_long = "x" * 300
+    status = cli.main(["dataset", "stylize", str(views), str(tmp_path / "t"), "--from", too_long, "--no-progress"])
+    assert status == 2
+    assert "File name too long" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -235,3 +235,19 @@ def test_the_window_demo_can_be_scripted(xvfb_display, tmp_path):
     with Image.open(shot) as img:
         pixels = np.asarray(img)
     assert pixels.shape == (96, 160, 3) and pixels.std() > 5, "the stylized town, not a blank frame"
+
+
+def test_the_headless_log_is_the_stderr_of_the_call(tmp_path, capsys):
+    """The per-frame line goes to sys.stderr as it is when called (a redirect made after
+    import, then closed, must not be written to)."""
+    import contextlib
+    import io
+    closed = io.StringIO()
+    with contextlib.redirect_stderr(closed):
+        import importlib
+
+        from postfx.demo import headless
+        importlib.reload(headless)
+    closed.close()
+    headless.render_headless(1, (32, 24), tmp_path / "one")
+    assert "frame 1/1" in capsys.readouterr().err

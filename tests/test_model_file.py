@@ -213,10 +213,10 @@ FORBIDDEN_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "job
 
 
 def runtime_modules() -> list[Path]:
-    """postfx/*.py and postfx/gl/*.py: the code a renderer imports (not train/, not exporters/).
-    cli.py is included: its torch-backed commands must reach torch through those packages."""
+    """postfx/*.py, postfx/gl/ and postfx/cli/: the code a renderer imports (not train/, not
+    exporters/). The CLI is included: its torch-backed commands must reach torch through those packages."""
     root = Path(postfx.__file__).parent
-    return sorted(root.glob("*.py")) + sorted((root / "gl").glob("*.py"))
+    return sorted(root.glob("*.py")) + sorted((root / "gl").glob("*.py")) + sorted((root / "cli").glob("*.py"))
 
 
 def test_A1_runtime_never_imports_pickle_or_torch():

@@ -97,8 +97,12 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], gap: int = 4) -> n
 
 def render_headless(frames: int, size, out, *, style=None, seed: int = 0, internal_scale: float = 1.0,
                     strength: float = 1.0, fp16: bool = False, frame_budget_ms: float | None = None,
-                    log=sys.stderr) -> dict:
-    """Returns a summary: output paths, frames, mean / median ms for scene and pass, fps."""
+                    log="stderr") -> dict:
+    """Returns a summary: output paths, frames, mean / median ms for scene and pass, fps.
+    log: a text stream for the per-frame line, None for none; "stderr" is the sys.stderr
+    of the moment of the call (not of the import, which a redirect may since have closed)."""
+    if log == "stderr":
+        log = sys.stderr
     if frames < 1:
         raise InputError(f"--frames must be >= 1, got {frames}")
     out = Path(out)

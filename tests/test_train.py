@@ -1,5 +1,5 @@
 """pix2pix training (postfx.train.trainer, `postfx train`) and what it must survive
-(shared/reliability.md D1-D6). Everything trains for real on rendered views of the demo
+(docs/reliability.md D1-D6). Everything trains for real on rendered views of the demo
 town with a real filter as the style; the networks are tiny so the file runs in under a
 minute on two CPU cores."""
 import json
@@ -20,7 +20,7 @@ import postfx  # noqa: E402
 from postfx import cli  # noqa: E402
 from postfx.dataset import render_views  # noqa: E402
 from postfx.errors import CheckpointError, InputError, NonFiniteLoss, TrainingDataError  # noqa: E402
-from postfx.train import trainer  # noqa: E402
+from postfx.train import trainer, whole_frames  # noqa: E402
 from postfx.train.checkpoint import load_checkpoint  # noqa: E402
 from postfx.train.config import DiscriminatorConfig, TrainConfig, UNetConfig  # noqa: E402
 from postfx.train.data import CropSampler, PairSet, load_folders, to_uint8  # noqa: E402
@@ -155,10 +155,10 @@ def test_train_export_and_run_on_gl(folders, tmp_path):
 
     generator = trainer.load_generator(run_dir)
     val = load_folders([folders["val"]])
-    assert quality["val_psnr_db"] == round(trainer.evaluate(generator, val)["val_psnr_db"], 3)
+    assert quality["val_psnr_db"] == round(whole_frames.evaluate(generator, val)["val_psnr_db"], 3)
     # the file on the GL runtime reproduces the torch generator on a whole held-out frame
     x = val.frame(0, 4)[0]                                                    # (4, 56, 72) in [-1, 1]
-    expected = trainer.generate(generator, x).transpose(1, 2, 0)             # (56, 72, 3)
+    expected = whole_frames.generate(generator, x).transpose(1, 2, 0)             # (56, 72, 3)
     got = postfx.run(model, x.transpose(1, 2, 0), backend="gl")
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3
     # and the pass, fed the frame as a renderer would (8-bit colour, 16-bit depth), sees what training saw
@@ -213,7 +213,7 @@ def test_rgb_only_model(folders, tmp_path):
     val = load_folders([folders["val"]])
     x = val.frame(1, 3)[0]                                                    # (3, H, W): colour only
     got = postfx.run(model, x.transpose(1, 2, 0), backend="numpy")
-    assert np.abs(got - trainer.generate(result.generator, x).transpose(1, 2, 0)).max() < 1e-4
+    assert np.abs(got - whole_frames.generate(result.generator, x).transpose(1, 2, 0)).max() < 1e-4
 
 
 def test_D2_resume_refuses_another_config_and_fresh_run_refuses_a_used_dir(folders, tmp_path):

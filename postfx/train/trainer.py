@@ -12,7 +12,7 @@ A run directory (default: OUT with the suffix .run) holds
     metrics.jsonl          one line per log interval: step, mean losses, lr, seconds, non-finite steps
     samples/step_N.png     rows of input | output | target on whole frames
 
-Reliability (shared/reliability.md): a kill at any point leaves the last checkpoint, and
+Reliability (docs/reliability.md): a kill at any point leaves the last checkpoint, and
 resume=True continues bitwise as the uninterrupted run would on CPU (D1, D2); a step
 whose loss is NaN / Inf on any process is skipped (no weight, optimizer or norm-buffer
 change) and counted, and `max_nonfinite` in a row abort with NonFiniteLoss naming the
@@ -41,9 +41,10 @@ from ..model import Model
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import RUNTIME_FIELDS, TrainConfig, check_config
-from .data import CropSampler, PairSet, describe_problems, load_folders, to_uint8
-from .metrics import psnr, ssim
+from .data import CropSampler, PairSet, describe_problems, load_folders
+from .losses import PairCritic, feature_matching, mean_gan_loss
 from .models import UNetGenerator, build_discriminator, per_scale
+from .whole_frames import evaluate, sample_grid
 
 LOSS_NAMES = ("d", "d_real", "d_fake", "g", "g_gan", "g_l1", "g_fm")    # g_l1 unweighted, g and d the totals
 SAMPLE_FRAMES = 3                   # rows in a sample grid
@@ -63,93 +64,6 @@ def load_generator(run_dir) -> UNetGenerator:
     generator = UNetGenerator(TrainConfig.from_dict(state["config"]).generator)
     generator.load_state_dict(state["generator"])
     return generator.eval()
-
-
-# --- losses --------------------------------------------------------------------------
-
-def gan_loss(logits: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
-    """How far a logit map is from saying "real" (or "fake") everywhere."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    if kind == "lsgan":
-        return F.mse_loss(logits, target)
-    return F.binary_cross_entropy_with_logits(logits, target)
-
-
-def _judged(scales, real: bool, kind: str) -> torch.Tensor:
-    """GAN loss of every scale's logit map (each scale's last output), averaged over scales."""
-    return torch.stack([gan_loss(features[-1], real, kind) for features in scales]).mean()
-
-
-def feature_matching(fake_scales, real_scales) -> torch.Tensor:
-    """pix2pixHD's feature-matching loss: L1 between the discriminator's activations on the
-    generated and on the real pair (real ones held constant), summed over a scale's layers,
-    averaged over scales."""
-    return torch.stack([sum(F.l1_loss(f, r.detach()) for f, r in zip(fake[:-1], real[:-1], strict=True))
-                        for fake, real in zip(fake_scales, real_scales, strict=True)]).mean()
-
-
-class PairCritic(nn.Module):
-    """The discriminator's half of a step as one forward call: it judges the generated pair and
-    the real pair. DistributedDataParallel reduces gradients once per forward, and a module
-    called twice through it before one backward fails, so the two calls live inside one."""
-
-    def __init__(self, discriminator: nn.Module):
-        super().__init__()
-        self.discriminator = discriminator
-
-    def forward(self, condition, fake, target):
-        return (per_scale(self.discriminator(torch.cat([condition, fake], 1))),
-                per_scale(self.discriminator(torch.cat([condition, target], 1))))
-
-
-# --- whole frames ------------------------------------------------------------------------
-
-def generate(generator: UNetGenerator, x: np.ndarray) -> np.ndarray:
-    """The generator in eval mode on a whole frame, with the runtime's pad-and-crop policy
-    (edge repeat at the bottom / right up to a multiple of 2**depth): x (C, H, W) float32 in
-    [-1, 1] -> (3, H, W) float32 in [-1, 1]."""
-    multiple = 2 ** generator.cfg.depth
-    h, w = x.shape[1:]
-    device = next(generator.parameters()).device
-    padded = F.pad(torch.from_numpy(x)[None].to(device), (0, -w % multiple, 0, -h % multiple), mode="replicate")
-    was_training = generator.training
-    generator.eval()
-    try:
-        with torch.no_grad():
-            return generator(padded)[0, :, :h, :w].float().cpu().numpy()
-    finally:
-        generator.train(was_training)
-
-
-def evaluate(generator: UNetGenerator, pairs: PairSet) -> dict:
-    """Held-out quality of whole frames, quantized to 8 bits as the pass outputs them: mean PSNR
-    and SSIM against the targets, and the unstylized input's PSNR for comparison."""
-    in_channels = generator.cfg.in_channels
-    scores = {"psnr": [], "ssim": [], "input": []}
-    for index in range(len(pairs)):
-        out = to_uint8(generate(generator, pairs.frame(index, in_channels)[0]))      # (H, W, 3)
-        scores["psnr"].append(psnr(out, pairs.target[index]))
-        scores["ssim"].append(ssim(out, pairs.target[index]))
-        scores["input"].append(psnr(pairs.rgb[index], pairs.target[index]))
-
-    def mean(values, digits):
-        value = float(np.mean(values))
-        return round(value, digits) if math.isfinite(value) else None      # metadata JSON has no inf
-    return {"val_psnr_db": mean(scores["psnr"], 3), "val_ssim": mean(scores["ssim"], 4),
-            "input_psnr_db": mean(scores["input"], 3), "val_pairs": len(pairs), "val_data": pairs.sources,
-            "notes": "whole held-out frames through the torch generator (eval mode, pad-and-crop), quantized to "
-                     "8 bits; PSNR / SSIM vs the style's targets (mean over frames); input_psnr_db: the "
-                     "unstylized colour vs the targets"}
-
-
-def sample_grid(generator: UNetGenerator, pairs: PairSet, indices) -> np.ndarray:
-    """One row per pair: input colour | generator output | target -> (H, W, 3) uint8."""
-    rows = []
-    for index in indices:
-        out = to_uint8(generate(generator, pairs.frame(index, generator.cfg.in_channels)[0]))
-        rows.append(np.concatenate([pairs.rgb[index], out, pairs.target[index]], axis=1))
-    width = max(row.shape[1] for row in rows)
-    return np.concatenate([np.pad(row, [(0, 0), (0, width - row.shape[1]), (0, 0)]) for row in rows])
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -295,8 +209,8 @@ class Trainer:
 
         fake = generator(x)                                                       # (B, 3, c, c) in [-1, 1]
         fake_scales, real_scales = critic(x, fake.detach(), y)
-        d_fake = _judged(fake_scales, False, cfg.gan_loss)
-        d_real = _judged(real_scales, True, cfg.gan_loss)
+        d_fake = mean_gan_loss(fake_scales, False, cfg.gan_loss)
+        d_real = mean_gan_loss(real_scales, True, cfg.gan_loss)
         loss_d = 0.5 * (d_fake + d_real)
         # Both losses are formed before either network moves, so a non-finite step can be
         # dropped whole. The generator is judged by the discriminator of the start of the step
@@ -306,7 +220,7 @@ class Trainer:
             judged = per_scale(self.discriminator(torch.cat([x, fake], 1)))
         finally:
             self.discriminator.requires_grad_(True)
-        g_gan = _judged(judged, True, cfg.gan_loss)
+        g_gan = mean_gan_loss(judged, True, cfg.gan_loss)
         g_l1 = F.l1_loss(fake, y)
         g_fm = feature_matching(judged, real_scales) if cfg.feature_matching > 0 else torch.zeros((), device=device)
         loss_g = g_gan + cfg.l1_weight * g_l1 + cfg.feature_matching * g_fm

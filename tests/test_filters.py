@@ -10,7 +10,8 @@ from PIL import Image
 from postfx import cli
 from postfx.dataset import load_index, load_view, render_views
 from postfx.errors import InputError
-from postfx.train.filters import FILTERS, check_frame, describe_filters, get_filter, value_noise
+from postfx.train.filter_parts import check_frame, value_noise
+from postfx.train.filters import FILTERS, describe_filters, get_filter
 from postfx.train.pairs import load_pair, load_targets_index, targets_from_folder
 
 SIZE = (96, 64)         # (width, height)
@@ -28,9 +29,9 @@ def frames(dataset):
     return [load_view(dataset, i, info) for i in range(VIEWS)]
 
 
-def test_registry_has_the_four_styles_and_describes_them():
-    assert {"watercolor", "oil", "pencil", "ink"} <= set(FILTERS)
-    assert [name for name, f in FILTERS.items() if f.uses_depth] == ["ink"]
+def test_registry_has_the_styles_and_describes_them():
+    assert {"watercolor", "oil", "pencil", "ink", "toon"} <= set(FILTERS)
+    assert [name for name, f in FILTERS.items() if f.uses_depth] == ["ink", "toon"]
     text = describe_filters()
     for name, f in FILTERS.items():
         assert f.name == name and f.description and "\n" not in f.description

@@ -28,92 +28,18 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InputError
-
-PAPER = (0.96, 0.93, 0.86)      # warm off-white, sRGB in [0, 1]
-GRAPHITE = (0.16, 0.15, 0.17)   # pencil / ink black with a hint of blue-grey
-
-
-# --- shared helpers ----------------------------------------------------------------
-
-def _cv2(need_contrib: bool = False):
-    try:
-        import cv2
-    except ImportError:
-        raise InputError("the style filters need OpenCV: pip install 'postfx[train]' "
-                         "(or pip install opencv-contrib-python-headless)") from None
-    if need_contrib and not hasattr(cv2, "xphoto"):
-        raise InputError(f"this filter needs OpenCV's contrib modules (cv2.xphoto), which OpenCV {cv2.__version__} "
-                         "here lacks: pip uninstall opencv-python opencv-python-headless; "
-                         "pip install opencv-contrib-python-headless")
-    return cv2
-
-
-def check_frame(rgb, depth01) -> tuple[np.ndarray, np.ndarray]:
-    """The frame contract of every filter; raises InputError naming what is wrong."""
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise InputError(f"a filter's colour input must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    depth01 = np.asarray(depth01)
-    if depth01.shape != rgb.shape[:2] or not np.issubdtype(depth01.dtype, np.floating):
-        raise InputError(f"a filter's depth input must be float (H, W) = {rgb.shape[:2]} in [0, 1], "
-                         f"got {depth01.dtype} {depth01.shape}")
-    depth01 = depth01.astype(np.float32, copy=False)
-    if not np.isfinite(depth01).all() or depth01.min(initial=0.0) < 0.0 or depth01.max(initial=0.0) > 1.0:
-        raise InputError("a filter's depth input must be normalized linear depth in [0, 1] "
-                         "(postfx.dataset.load_view returns it so)")
-    if min(rgb.shape[:2]) < 4:
-        raise InputError(f"frame {rgb.shape[1]}x{rgb.shape[0]} is too small to stylize (4 pixels a side at least)")
-    return np.ascontiguousarray(rgb), np.ascontiguousarray(depth01)
-
-
-def _to_u8(image01: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(image01, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def _hash01(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
-    """A value in [0, 1) per integer lattice point: an integer hash, no random state."""
-    h = (ix.astype(np.uint32) * np.uint32(374761393) + iy.astype(np.uint32) * np.uint32(668265263)
-         + np.uint32((seed * 2246822519) & 0xFFFFFFFF))
-    h = (h ^ (h >> np.uint32(13))) * np.uint32(1274126177)
-    h = h ^ (h >> np.uint32(16))
-    return (h & np.uint32(0xFFFFFF)).astype(np.float32) / float(1 << 24)
-
-
-def value_noise(shape: tuple[int, int], cell: float, seed: int) -> np.ndarray:
-    """Smooth value noise in [-1, 1], features about `cell` pixels across; a fixed
-    function of (row, column, seed), so a frame's crop has the same noise at the same place."""
-    height, width = shape
-    y = (np.arange(height, dtype=np.float32) + 0.5) / cell
-    x = (np.arange(width, dtype=np.float32) + 0.5) / cell
-    y0, x0 = np.floor(y), np.floor(x)
-    fy, fx = _smoothstep(0.0, 1.0, y - y0)[:, None], _smoothstep(0.0, 1.0, x - x0)[None, :]
-    y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
-    iy, ix = y0[:, None], x0[None, :]
-    top = _hash01(ix, iy, seed) * (1 - fx) + _hash01(ix + 1, iy, seed) * fx
-    bottom = _hash01(ix, iy + 1, seed) * (1 - fx) + _hash01(ix + 1, iy + 1, seed) * fx
-    return ((top * (1 - fy) + bottom * fy) * 2.0 - 1.0).astype(np.float32, copy=False)
-
-
-def _paper_grain(shape, seed: int) -> np.ndarray:
-    """Paper tooth: fibres of a few pixels plus a blotchy low-frequency sizing, about [-1, 1]."""
-    return 0.55 * value_noise(shape, 2.0, seed) + 0.45 * value_noise(shape, 9.0, seed + 1)
-
-
-def _luma(image01: np.ndarray) -> np.ndarray:
-    return image01 @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def _pigment(colour: np.ndarray, density: np.ndarray) -> np.ndarray:
-    """Bousseau et al.'s pigment density: density > 1 darkens a colour the way more
-    pigment would (light colours darken the most, clipped at black), < 1 thins it
-    toward the paper."""
-    return colour * np.maximum(1.0 - (1.0 - colour) * (density[..., None] - 1.0), 0.0)
-
+from .filter_parts import (
+    GRAPHITE,
+    PAPER,
+    check_frame,
+    luminance,
+    opencv,
+    paper_grain,
+    pigment,
+    smoothstep,
+    to_u8,
+    value_noise,
+)
 
 # --- watercolor ----------------------------------------------------------------------
 
@@ -137,7 +63,7 @@ class WatercolorParams:
 
 
 def watercolor(rgb: np.ndarray, depth01: np.ndarray, p: WatercolorParams) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = opencv()
     scale = rgb.shape[0] / 360.0
     sigma_s = max(p.sigma_s * scale, 1.0)
     stylized = cv2.stylization(rgb, sigma_s=sigma_s, sigma_r=p.sigma_r).astype(np.float32)
@@ -146,20 +72,20 @@ def watercolor(rgb: np.ndarray, depth01: np.ndarray, p: WatercolorParams) -> np.
     # recovers that outline map; bled out, it becomes the rim where pigment pooled
     # as a wash dried, drawn in the wash's own colour rather than in black.
     washes = cv2.edgePreservingFilter(rgb, flags=cv2.NORMCONV_FILTER, sigma_s=sigma_s, sigma_r=p.sigma_r)
-    outline = 1.0 - (_luma(stylized) + 1.0) / (_luma(washes.astype(np.float32)) + 1.0)   # (H, W) [0, 1]
+    outline = 1.0 - (luminance(stylized) + 1.0) / (luminance(washes.astype(np.float32)) + 1.0)   # (H, W) [0, 1]
     rim = cv2.GaussianBlur(np.clip(outline, 0.0, 1.0), (0, 0), max(p.soften * scale, 0.3))
     hsv = cv2.cvtColor(washes, cv2.COLOR_RGB2HSV).astype(np.float32)
     hsv[..., 1] = np.clip(hsv[..., 1] * p.saturation, 0, 255)
     washes = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32) / 255.0
-    paper_left = _smoothstep(p.highlights, min(p.highlights + 0.15, 1.0), _luma(washes))[..., None]
+    paper_left = smoothstep(p.highlights, min(p.highlights + 0.15, 1.0), luminance(washes))[..., None]
     colour = 1.0 - (1.0 - washes) * (1.0 - p.dilution)                   # (H, W, 3) thinned pigment
     colour = colour * (1.0 - paper_left) + paper_left
     shape = rim.shape
     density = 1.0 + p.edge_darkening * rim + p.turbulence * value_noise(shape, 24.0 * scale + 1.0, p.seed + 7)
-    painted = _pigment(colour, density)
-    grain = 1.0 - p.paper_grain * (0.5 + 0.5 * _paper_grain(shape, p.seed))
+    painted = pigment(colour, density)
+    grain = 1.0 - p.paper_grain * (0.5 + 0.5 * paper_grain(shape, p.seed))
     paper = 1.0 - p.paper_tint * (1.0 - np.asarray(PAPER, np.float32))
-    return _to_u8(painted * paper * grain[..., None])
+    return to_u8(painted * paper * grain[..., None])
 
 
 # --- oil -----------------------------------------------------------------------------
@@ -209,7 +135,7 @@ def _bristle_texture(cv2, luma: np.ndarray, length: float, seed: int) -> np.ndar
 
 
 def oil(rgb: np.ndarray, depth01: np.ndarray, p: OilParams) -> np.ndarray:
-    cv2 = _cv2(need_contrib=True)
+    cv2 = opencv(need_contrib=True)
     scale = rgb.shape[0] / 360.0
     # Each pixel takes the mean colour of the most common intensity in its window: dabs of one colour.
     paint = cv2.xphoto.oilPainting(rgb, max(int(round(p.size * scale)), 1), int(p.dyn_ratio))
@@ -218,12 +144,12 @@ def oil(rgb: np.ndarray, depth01: np.ndarray, p: OilParams) -> np.ndarray:
     paint = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32) / 255.0
     # Thick paint: lightness plus bristle grooves as height, lit from the top left, so
     # the edge of every dab catches a highlight on one side and a shadow on the other.
-    luma = _luma(paint)
+    luma = luminance(paint)
     height = luma + p.bristles * _bristle_texture(cv2, luma, p.stroke_length * scale, p.seed)
     height = cv2.GaussianBlur(height, (0, 0), max(p.relief_blur * scale, 0.3))
     slope = (cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) + cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3)) / 8.0
     lit = paint * (1.0 - p.impasto * slope)[..., None] + 0.5 * p.impasto * np.maximum(-slope, 0.0)[..., None]
-    return _to_u8(lit)
+    return to_u8(lit)
 
 
 # --- pencil --------------------------------------------------------------------------
@@ -240,7 +166,7 @@ class PencilParams:
 
 
 def pencil(rgb: np.ndarray, depth01: np.ndarray, p: PencilParams) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = opencv()
     scale = rgb.shape[0] / 360.0
     grey, colour = cv2.pencilSketch(rgb, sigma_s=max(p.sigma_s * scale, 1.0), sigma_r=p.sigma_r,
                                     shade_factor=p.shade_factor)
@@ -249,7 +175,7 @@ def pencil(rgb: np.ndarray, depth01: np.ndarray, p: PencilParams) -> np.ndarray:
     # Graphite: the sketch's darkness mixes the paper toward a blue-grey pencil black.
     stroke = 1.0 - (grey.astype(np.float32) / 255.0) ** p.pressure                   # (H, W) 0 paper .. 1 black
     paper, graphite = np.asarray(PAPER, np.float32), np.asarray(GRAPHITE, np.float32)
-    return _to_u8(paper * (1.0 - stroke[..., None]) + graphite * stroke[..., None])
+    return to_u8(paper * (1.0 - stroke[..., None]) + graphite * stroke[..., None])
 
 
 # --- ink (depth-aware) ---------------------------------------------------------------
@@ -283,7 +209,7 @@ def _posterize(cv2, rgb: np.ndarray, p: InkParams) -> tuple[np.ndarray, np.ndarr
     lab = cv2.cvtColor(smooth.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)    # L in [0, 100], a, b ~[-100, 100]
     x = lab[..., 0] / 100.0 * p.levels
     band = np.floor(x)
-    band = band + _smoothstep(1.0 - p.band_softness, 1.0, x - band)
+    band = band + smoothstep(1.0 - p.band_softness, 1.0, x - band)
     lab[..., 0] = np.clip((band + 0.5) / p.levels, 0.0, 1.0) * 100.0 * 0.96 + 4.0
     lab[..., 1:] *= p.chroma
     return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0), smooth
@@ -299,13 +225,13 @@ def _depth_lines(cv2, depth01: np.ndarray, height: int, p: InkParams) -> np.ndar
     inverse = 1.0 / (depth01 + np.float32(p.depth_eps))
     second = cv2.Laplacian(inverse, cv2.CV_32F, ksize=1)
     jump = np.maximum(-second, 0.0) / inverse
-    edge = _smoothstep(p.depth_edge, 2.0 * p.depth_edge, jump)                 # (H, W) soft edge on the near side
+    edge = smoothstep(p.depth_edge, 2.0 * p.depth_edge, jump)                 # (H, W) soft edge on the near side
     widest = max(p.line_width * height / 360.0, 1.0)
     width = 1.0 + (widest - 1.0) / (1.0 + depth01 / p.line_falloff)             # (H, W) px wanted at this depth
     lines = edge
     # Wider lines for nearer edges: a k x k disc around each edge pixel whose depth asks for k pixels.
     for k in range(2, int(np.ceil(widest)) + 1):
-        wide = edge * _smoothstep(k - 1.0, float(k), width)
+        wide = edge * smoothstep(k - 1.0, float(k), width)
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
         lines = np.maximum(lines, cv2.dilate(wide, disc))
     # A touch of blur: a pen line has soft sides, and a stair-stepped one is harder to learn.
@@ -314,17 +240,17 @@ def _depth_lines(cv2, depth01: np.ndarray, height: int, p: InkParams) -> np.ndar
 
 
 def ink(rgb: np.ndarray, depth01: np.ndarray, p: InkParams) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = opencv()
     height = rgb.shape[0]
     flat, smooth = _posterize(cv2, rgb, p)                                        # (H, W, 3) [0, 1]
     depth_lines = _depth_lines(cv2, depth01, height, p)
-    luma = _luma(smooth.astype(np.float32) / 255.0)
+    luma = luminance(smooth.astype(np.float32) / 255.0)
     gradient = np.hypot(cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)) / 4
-    colour_lines = p.colour_line * _smoothstep(p.colour_edge, 1.5 * p.colour_edge, gradient)
+    colour_lines = p.colour_line * smoothstep(p.colour_edge, 1.5 * p.colour_edge, gradient)
     lines = np.maximum(depth_lines, colour_lines)[..., None]
     inked = flat * (1.0 - lines) + np.asarray(GRAPHITE, np.float32) * lines
     fog = (p.fog_max * depth01 ** p.fog_power)[..., None]
-    return _to_u8(inked * (1.0 - fog) + np.asarray(PAPER, np.float32) * fog)
+    return to_u8(inked * (1.0 - fog) + np.asarray(PAPER, np.float32) * fog)
 
 
 @dataclass(frozen=True)
@@ -351,7 +277,7 @@ TOON_HAZE = (0.92, 0.87, 0.80)      # haze toward the far plane
 def toon(rgb: np.ndarray, depth01: np.ndarray, p: ToonParams) -> np.ndarray:
     """Cel shading: value posterized in a warmer palette, thin dark outlines where depth
     or colour changes sharply, light haze toward the far plane."""
-    cv2 = _cv2()
+    cv2 = opencv()
     smooth = cv2.bilateralFilter(rgb, 7, 40, 5).astype(np.float32) / 255.0
     hsv = cv2.cvtColor(smooth, cv2.COLOR_RGB2HSV)                  # H in degrees, S and V in [0, 1]
     # Value alone is posterized: saturation is noisy in dark 8-bit colours, and bands of
@@ -371,7 +297,7 @@ def toon(rgb: np.ndarray, depth01: np.ndarray, p: ToonParams) -> np.ndarray:
     lines = cv2.GaussianBlur(lines.astype(np.float32), (3, 3), 0.6)[..., None] * p.line
     inked = flat * (1 - lines) + np.asarray(TOON_INK, np.float32) * lines
     fog = (p.fog_max * np.clip((depth01 - p.fog_start) / (1 - p.fog_start), 0, 1) ** p.fog_power)[..., None]
-    return _to_u8(inked * (1 - fog) + np.asarray(TOON_HAZE, np.float32) * fog)
+    return to_u8(inked * (1 - fog) + np.asarray(TOON_HAZE, np.float32) * fog)
 
 
 # --- the registry ----------------------------------------------------------------------
@@ -449,7 +375,7 @@ class Filter:
         """Stylize one frame: (H, W, 3) uint8 + (H, W) float depth01 -> (H, W, 3) uint8."""
         params = self.resolve(params)
         rgb, depth01 = check_frame(rgb, depth01)
-        cv2 = _cv2()
+        cv2 = opencv()
         try:
             out = self.apply(rgb, depth01, params)
         except cv2.error as e:

@@ -295,12 +295,12 @@ def test_cli_prints_the_table_and_writes_json(data, model_files, tmp_path, capsy
 def test_cli_compare_writes_the_plot(data, model_files, tmp_path, capsys):
     plot, out = tmp_path / "quality.png", tmp_path / "all.json"
     assert cli.main(["eval", str(model_files[0]), str(data["held_fog"]), "--compare", str(model_files[1]),
-                     "toon-preview", "--train", str(data["train_mix_a"]), "--plot", str(plot), "--json", str(out),
+                     "toon", "--train", str(data["train_mix_a"]), "--plot", str(plot), "--json", str(out),
                      "--runs", "1", "--warmup", "0"]) == 0
     text = capsys.readouterr().out
     results = json.loads(out.read_text())
     assert [(r["model"], r["depth"]) for r in results] == [("unet-d1-ngf8", 1), ("unet-d2-ngf8", 2),
-                                                           ("toon-preview", 3)]
+                                                           ("toon", 3)]
     assert len({json.dumps(r["baselines"]) for r in results}) == 1          # one set of baselines for all
     assert all(f"| {r['model']} |" in text for r in results)
     with Image.open(plot) as img:

@@ -270,6 +270,24 @@ class GraphBuilder(abc.ABC):
         layer = fmt.Layer(self.new_name(node), "upsample", (self.tensor(node, source),), scale=2, mode=mode)
         self.bind(node, self.add_layer(node, layer))
 
+    def avg_pool(self, node, source: Hashable, kernel: int, stride: int, padding: int,
+                 count_include_pad: bool) -> None:
+        """The mean of each kernel x kernel window stepped by `stride` (fmt avg_pool2d). A pending
+        zero padding with none of the pool's own becomes its padding, counted in the divisor:
+        zeros padded first are ordinary taps of every window."""
+        value = self.value(node, source)
+        if isinstance(value, Padding) and value.mode == "zeros" and padding == 0:
+            padding, count_include_pad, value = value.amount, True, value.source
+        elif isinstance(value, Padding):
+            raise self.unsupported(node, f"it reads the {value.mode} padding {self.label(source)!r}; postfx merges "
+                                   "only zero padding into a pool, one without padding of its own")
+        if not kernel - stride <= 2 * padding <= kernel - 1:
+            raise self.unsupported(node, f"kernel {kernel} stride {stride} padding {padding}: postfx pools to exactly "
+                                   "1 / stride of the size, which needs kernel - stride <= 2 * padding <= kernel - 1")
+        layer = fmt.Layer(self.new_name(node), "avg_pool2d", (self.materialize(value),), kernel=kernel,
+                          stride=stride, padding=padding, count_include_pad=bool(count_include_pad))
+        self.bind(node, self.add_layer(node, layer))
+
     def alias(self, node, source: Hashable) -> None:
         """The value `node` makes is `source`'s (Identity, Dropout at inference)."""
         self.bind(node, self.value(node, source))

@@ -41,7 +41,8 @@ SUPPORTED = ("Conv (2-D, square kernel, group 1, dilation 1, equal padding on al
              "into the Conv / ConvTranspose right before it; 'frame': per-frame statistics), "
              "InstanceNormalization, Pad (reflect or constant 0, equal on the four spatial sides) right before a "
              "Conv, Relu / LeakyRelu / Tanh / Sigmoid, Add of two tensors, Concat along axis 1, 2x Resize / "
-             "Upsample (nearest, or linear with half_pixel / pytorch_half_pixel coordinates), Identity, "
+             "Upsample (nearest, or linear with half_pixel / pytorch_half_pixel coordinates), AveragePool (2-D, "
+             "square, equal pads, ceil_mode 0, output 1 / strides of the size), Identity, "
              "Dropout (inference), Constant and anything computed from constants alone")
 WORDS = Words(conv="Conv", conv_ops="Conv / ConvTranspose", batchnorm="BatchNormalization",
               variance="variance + epsilon")
@@ -93,7 +94,7 @@ class Lowering(GraphBuilder):
         lower = {"Conv": self._conv, "ConvTranspose": self._conv, "BatchNormalization": self._batchnorm,
                  "InstanceNormalization": self._instance_norm, "Pad": self._pad, "Add": self._add,
                  "Concat": self._concat, "Resize": self._upsample, "Upsample": self._upsample,
-                 "Identity": self._alias, "Dropout": self._alias}
+                 "AveragePool": self._avg_pool, "Identity": self._alias, "Dropout": self._alias}
         for node in self.nodes:
             if node.domain not in MAIN_DOMAINS:
                 raise self.unsupported(node, f"domain {node.domain!r} (postfx reads the default ai.onnx domain)")
@@ -308,6 +309,30 @@ class Lowering(GraphBuilder):
         if problems:
             raise self.unsupported(node, ", ".join(problems))
         self.upsample(node, node.input[0], mode)
+
+    def _avg_pool(self, node):
+        a = attributes(node)
+        problems = []
+        kernel = None
+        if len(a.get("kernel_shape", [])) != 2:
+            problems.append(f"kernel_shape={a.get('kernel_shape')} (postfx pools 2-D)")
+        else:
+            kernel = _equal(a["kernel_shape"], "kernel_shape", problems)
+        stride = _equal(a.get("strides", [1, 1]), "strides", problems)
+        padding = _equal(a.get("pads", [0, 0, 0, 0]), "pads", problems)
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            problems.append(f"dilations={a['dilations']}")
+        if a.get("ceil_mode", 0):
+            problems.append("ceil_mode=1")
+        auto_pad = a.get("auto_pad", "NOTSET")
+        if auto_pad == "VALID":
+            padding = 0
+        elif auto_pad != "NOTSET":
+            problems.append(f"auto_pad={auto_pad}")
+        if problems:
+            raise self.unsupported(node, ", ".join(problems))
+        # ONNX's count_include_pad defaults to 0, torch's to True
+        self.avg_pool(node, node.input[0], kernel, stride, padding, bool(a.get("count_include_pad", 0)))
 
     def _alias(self, node):
         """Identity, and Dropout at inference: the output is the input."""

@@ -41,7 +41,8 @@ SUPPORTED = ("Conv2d (square kernel, groups=1, dilation=1, zeros or reflect padd
              "statistics), ReflectionPad2d / ZeroPad2d / F.pad (equal on all sides) right before a conv, "
              "ReLU / LeakyReLU / Tanh / Sigmoid (modules, functions or Tensor methods), "
              "torch.cat along dim 1, tensor + tensor, 2x nn.Upsample / F.interpolate (nearest, or bilinear "
-             "with align_corners=False), Dropout / Identity")
+             "with align_corners=False), AvgPool2d / F.avg_pool2d (square, ceil_mode=False, output 1 / stride "
+             "of the size), Dropout / Identity")
 WORDS = Words(conv="conv", conv_ops="conv / transposed conv", batchnorm="BatchNorm2d", variance="running_var + eps")
 
 _IDENTITY_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
@@ -216,6 +217,9 @@ class Lowering(GraphBuilder):
             self._pad(node, module.padding, _PAD_MODULES[type(module)])
         elif isinstance(module, nn.Upsample):
             self._upsample(node, module.scale_factor, module.mode, module.align_corners, module.size)
+        elif isinstance(module, nn.AvgPool2d):
+            self._avg_pool(node, module.kernel_size, module.stride, module.padding, module.ceil_mode,
+                           module.count_include_pad, module.divisor_override)
         else:
             raise self.unsupported(node)
 
@@ -237,6 +241,10 @@ class Lowering(GraphBuilder):
                 raise self.unsupported(node, "antialias=True")
             self._upsample(node, _arg(node, 2, "scale_factor"), _arg(node, 3, "mode", "nearest"),
                            _arg(node, 4, "align_corners"), _arg(node, 1, "size"))
+        elif f is F.avg_pool2d:
+            self._avg_pool(node, _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
+                           _arg(node, 4, "ceil_mode", False), _arg(node, 5, "count_include_pad", True),
+                           _arg(node, 6, "divisor_override"))
         else:
             raise self.unsupported(node)
 
@@ -309,13 +317,14 @@ class Lowering(GraphBuilder):
         self.pad(node, _arg(node, 0, "input"), amounts.pop(), mode)
 
     def _merges_pad(self, node) -> bool:
-        """Whether `node` can take the padding it reads as its own (a conv without padding)."""
-        if node.op == "call_function" and node.target is F.pad:
+        """Whether `node` may take the padding it reads as its own (a conv without padding; a pool
+        decides in GraphBuilder.avg_pool)."""
+        if node.op == "call_function" and node.target in (F.pad, F.avg_pool2d):
             return True
         if node.op != "call_module":
             return False
         module = self.modules[node.target]
-        if type(module) in _PAD_MODULES:
+        if type(module) in _PAD_MODULES or isinstance(module, nn.AvgPool2d):
             return True
         return (isinstance(module, nn.Conv2d) and not isinstance(module, nn.ConvTranspose2d)
                 and _conv_padding(module) == 0 and len(node.args) == 1 and not node.kwargs)
@@ -370,6 +379,20 @@ class Lowering(GraphBuilder):
         if problems:
             raise self.unsupported(node, ", ".join(problems))
         self.upsample(node, node.args[0], mode)
+
+    def _avg_pool(self, node, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        stride = kernel if stride is None or stride == [] else stride       # torch: stride defaults to kernel
+        k, s, p = _square(kernel), _square(stride), _square(padding)
+        problems = [f"{what}={value!r} (postfx needs it square)"
+                    for what, value, one in (("kernel_size", kernel, k), ("stride", stride, s), ("padding", padding, p))
+                    if one is None]
+        if ceil_mode:
+            problems.append("ceil_mode=True")
+        if divisor_override is not None:
+            problems.append(f"divisor_override={divisor_override!r}")
+        if problems:
+            raise self.unsupported(node, ", ".join(problems))
+        self.avg_pool(node, node.args[0], int(k), int(s), int(p), bool(count_include_pad))
 
     # -- in-place ops
 

@@ -77,3 +77,30 @@ class TraceDiffers(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         return torch.tanh(y) if isinstance(y, torch.fx.Proxy) else torch.sigmoid(y)
+
+
+class LocalEnhancerLike(nn.Module):
+    """pix2pixHD's LocalEnhancer in small: a global generator runs on the input
+    downsampled by AvgPool2d(3, 2, 1, count_include_pad=False), and its features
+    (before its head) are added to the local branch's stride-2 features, then the
+    local branch upsamples back to full size. RGBD in, RGB out."""
+
+    def __init__(self, ngf=8):
+        super().__init__()
+        wide = 2 * ngf
+
+        def down(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.ReLU(True)]
+
+        def up(cin, cout):
+            return [nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+        self.global_features = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(4, ngf, 7), nn.BatchNorm2d(ngf),
+                                             nn.ReLU(True), *down(ngf, wide), ResBlock(wide), *up(wide, wide))
+        self.local_down = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(4, ngf, 7), nn.BatchNorm2d(ngf),
+                                        nn.ReLU(True), *down(ngf, wide))
+        self.local_up = nn.Sequential(ResBlock(wide), *up(wide, ngf), nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7),
+                                      nn.Tanh())
+
+    def forward(self, x):
+        return self.local_up(self.local_down(x) + self.global_features(self.downsample(x)))

@@ -136,6 +136,21 @@ def test_inplace_activation_is_seen_by_later_readers(spelling):
         ("conv2d", ("input",)), ("conv2d", ("conv",)), ("activation", ("conv",)), ("conv2d", (relu, "conv2"))]
 
 
+def pad_then_activate(m, x):
+    y = m.a(x)
+    padded = F.pad(y, (1, 1, 1, 1))          # pending until m.b reads it
+    activated = F.relu(y)                    # y has a second reader: the pad
+    return m.b(padded) + m.c(activated)
+
+
+def test_an_activation_is_not_fused_into_a_conv_a_pending_pad_also_reads():
+    """The relu must not go into conv a's epilogue: the pad (merged into conv b) reads a's raw output."""
+    net = FnNet(pad_then_activate, a=nn.Conv2d(3, 4, 3, 1, 1), b=nn.Conv2d(4, 3, 3), c=nn.Conv2d(4, 3, 3, 1, 1))
+    model = check_op(net, 3, "pad and relu of one conv output")
+    assert ops(model) == ["conv2d", "activation", "conv2d", "conv2d", "add"]
+    assert model.graph.layers[0].activation == "none" and model.graph.layers[1].activation == "relu"
+
+
 @pytest.mark.parametrize("spelling", ["operator", "torch.add", "method", "in place"])
 def test_add(spelling):
     add = {"operator": operator.add, "torch.add": torch.add, "method": lambda a, b: a.add(b),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postfx.bench.sizes import parse_size
+from postfx.bench.sizes import size_argument
 from postfx.demo.frame import DemoFrame
 from postfx.files import atomic_write
 from postfx.gl.context import headless_context, renderer
@@ -62,7 +62,7 @@ def summary(samples: list[dict]) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=(640, 360), help="frame WxH (default 640x360)")
+    parser.add_argument("--size", type=size_argument, default=(640, 360), help="frame WxH (default 640x360)")
     parser.add_argument("--style", default=DEFAULT_STYLE, help=f"bundled style or model file ({DEFAULT_STYLE})")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.75, 0.5], help="internal scales")
     parser.add_argument("--no-fp16", action="store_true", help="fp32 activation storage only")

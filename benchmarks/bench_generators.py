@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from postfx.bench import report, runners
-from postfx.bench.sizes import SIZE_NAMES, parse_sizes
+from postfx.bench.sizes import parse_sizes
+from postfx.frame_size import SIZE_NAMES
 
 NETS = ("unet256", "resnet9")
 DEFAULT_BACKENDS = ("gl-opt", "gl-opt-fp16", "torch-cpu", "torch-cuda", "torch-cuda-fp16")

@@ -1,4 +1,4 @@
-"""Frame time of the GL runtime on the reference U-Net (performance.md), naive
+"""Frame time of the GL runtime on the reference U-Net (postfx.testing.unet), naive
 vs optimized kernels, fp32 and fp16 storage, against the device's compute
 ceiling measured in the same run.
 
@@ -25,7 +25,7 @@ import numpy as np
 from postfx import model_format as fmt
 from postfx import reference
 from postfx.bench.ceiling import measure_ceiling
-from postfx.bench.sizes import parse_size
+from postfx.bench.sizes import size_argument
 from postfx.gl.context import headless_context, renderer
 from postfx.gl.network import GLNetwork
 from postfx.gl.programs import ProgramCache
@@ -44,7 +44,7 @@ def time_frame(network: GLNetwork) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="frame WxH (default 1280x720)")
+    parser.add_argument("--size", type=size_argument, default=(1280, 720), help="frame WxH (default 1280x720)")
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed frames per configuration")

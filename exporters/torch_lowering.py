@@ -2,7 +2,7 @@
 the layer graph of model_format.py through the shared lowering (lowering.py):
 
 - Conv2d / ConvTranspose2d become conv layers named by their module path, so the
-  file's tensor ``enc1.weight`` is the module's ``enc1.weight`` (style.md 7);
+  file's tensor ``enc1.weight`` is the module's ``enc1.weight``;
 - BatchNorm2d, as `batchnorm=` says (model_format.py, "Normalization"): "eval"
   folds it, right after a conv, into that conv; "frame" keeps it as an
   instance_norm layer normalizing each frame by its own statistics (the pix2pix

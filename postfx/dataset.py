@@ -25,45 +25,15 @@ import numpy as np
 from . import image_io
 from .errors import InputError
 from .files import atomic_write
+from .frame_size import MAX_SIDE, check_size
 from .indexed_folder import begin_writing, content_id, read_index, read_recorded, sha256_hex, write_index
 
 FORMAT = "postfx.dataset"
 FORMAT_VERSION = 2          # 2: a sha256 per file and a run id
 INDEX = "views.json"
-MAX_SIDE = 4096             # pixels a side; larger frames are not what a per-frame network trains on
 MAX_VIEWS = 1_000_000
 DEPTH_SCALE = 65535         # 16-bit PNG value of normalized depth 1.0 (the far plane)
 VIEW_TIME_RANGE = 120.0     # seconds: the moving objects' time is drawn from [0, this)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x360' -> (640, 360); '256' -> (256, 256)."""
-    parts = str(text).lower().split("x")
-    try:
-        if len(parts) == 1:
-            size = (int(parts[0]), int(parts[0]))
-        elif len(parts) == 2:
-            size = (int(parts[0]), int(parts[1]))
-        else:
-            raise ValueError
-    except ValueError:
-        raise InputError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 640x360) or one number for a square") from None
-    return check_size(size)
-
-
-def check_size(size) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        w, h = size
-        if any(isinstance(v, bool) or int(v) != v for v in (w, h)):
-            raise TypeError
-        w, h = int(w), int(h)
-    except (TypeError, ValueError):
-        raise InputError(f"size must be (width, height) in whole pixels, got {size!r}") from None
-    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
-        raise InputError(f"size {w}x{h} is out of range: each side must be 1..{MAX_SIDE} pixels")
-    return w, h
 
 
 def _check_args(out_dir, views, seed, town_seed) -> Path:

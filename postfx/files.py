@@ -3,6 +3,7 @@ complete file (reliability D1), with a typed error that says what to do."""
 from __future__ import annotations
 
 import errno
+import math
 import os
 import secrets
 import stat
@@ -69,3 +70,15 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(dir_fd)    # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def json_ready(value):
+    """value with every non-finite float as None and keys as strings: JSON a strict reader takes
+    (an exact match's PSNR is inf, which JSON cannot spell)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

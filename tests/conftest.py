@@ -23,7 +23,7 @@ def gl_ctx():
 
 @pytest.fixture(autouse=True)
 def no_pending_gl_error():
-    """style.md 12: after every test, no GL error is left pending in the shared context."""
+    """After every test, no GL error is left pending in the shared context."""
     yield
     from postfx.gl import context
     ctx = getattr(context._local, "ctx", None)

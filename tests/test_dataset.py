@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from postfx.dataset import DEPTH_SCALE, load_index, load_view, parse_size, render_views
+from postfx.dataset import DEPTH_SCALE, load_index, load_view, render_views
 from postfx.errors import InputError
+from postfx.frame_size import parse_size
 
 SIZE = (64, 48)
 
@@ -95,6 +96,7 @@ def test_out_dir_that_is_a_file_is_refused(tmp_path):
 
 def test_parse_size():
     assert parse_size("640x360") == (640, 360) and parse_size("256") == (256, 256) and parse_size("8X4") == (8, 4)
+    assert parse_size("720p") == (1280, 720) and parse_size(" 4K ") == (3840, 2160)
     for bad in ("", "x", "12x", "1x2x3", "axb", "0", "0x10", "-5", "99999"):
         with pytest.raises(InputError):
             parse_size(bad)

@@ -38,7 +38,7 @@ def fog(rgb, depth01):
 
 
 def unet(depth, ngf, in_channels=4, name=None, seed=0, **extra):
-    """The reference U-Net family (performance.md) with random weights, built without torch."""
+    """The reference U-Net family (postfx.testing.unet) with random weights, built without torch."""
     rng = np.random.default_rng(seed)
     width = [in_channels] + [min(ngf * 2 ** level, 8 * ngf) for level in range(depth)]
     layers, weights = [], {}

@@ -1,4 +1,4 @@
-"""Every example in examples/ runs, headless, and shows a stylized frame (style.md 13).
+"""Every example in examples/ runs, headless, and shows a stylized frame.
 
 Each example runs as a subprocess of its own, as a user would start it: a GLX window
 and the suite's EGL context cannot share one process (Mesa's GLX refuses MakeCurrent).

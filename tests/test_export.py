@@ -229,7 +229,7 @@ def test_unet_generator(depth, ngf, norm):
     model = export_torch(net)
     assert net.training and all(m.training for m in net.modules())
     names = [f"enc{i}" for i in range(1, depth + 1)] + [f"dec{i}" for i in range(depth, 0, -1)]
-    assert [layer.name for layer in model.graph.layers] == names         # style.md 7: torch's names
+    assert [layer.name for layer in model.graph.layers] == names         # torch's names
     assert all(f"{name}.weight" in net.state_dict() for name in names)
     assert "concat" not in ops(model)                                    # every skip read directly
     assert model.is_style and model.pad_multiple == 2 ** depth

@@ -1,4 +1,4 @@
-"""Model files against reliability.md section A: every row is a test named after it.
+"""Model files against docs/reliability.md section A: every row is a test named after it.
 
 Files are built with the numpy builder, written to tmp_path and then damaged
 byte-wise or header-wise. Damage that should reach a check behind the checksum

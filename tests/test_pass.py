@@ -44,7 +44,7 @@ def model():
 
 
 def asymmetric_image(h, w):
-    """A gradient that differs along every axis: a flipped or transposed frame shows (style.md 11)."""
+    """A gradient that differs along every axis: a flipped or transposed frame shows."""
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + 2 * y) % 256], -1).astype(np.uint8)
 

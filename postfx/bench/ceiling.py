@@ -1,7 +1,7 @@
 """The device's arithmetic ceiling for compute shaders, measured by
 shaders/ceiling_probe.comp: independent mat4 x vec4 multiply-add chains over
 many invocations, nothing else. Kernel throughput is reported as a fraction of
-this figure measured in the same run (performance.md: other load on the
+this figure measured in the same run (other load on the
 machine halves it, so a number from another day means nothing).
 
     python3 -m postfx.bench.ceiling

@@ -1,4 +1,4 @@
-"""`postfx bench`: fps of the reference U-Net (performance.md) per depth, width
+"""`postfx bench`: fps of the reference U-Net (postfx.testing.unet) per depth, width
 and frame size, GL kernels against torch on the same weights, each against the
 device's compute ceiling measured in the same run.
 

@@ -1,4 +1,4 @@
-"""The conv / transposed-conv kernel ladder (style.md 8, llm.c dev/cuda style):
+"""The conv / transposed-conv kernel ladder (in the manner of llm.c dev/cuda):
 every registered variant on the layer shapes of the reference U-Net (depth 4,
 ngf 16) and a 3x3 reflect-padded conv, each checked against the numpy
 reference and timed.
@@ -29,7 +29,7 @@ from postfx.gl.network import GLNetwork
 from postfx.gl.programs import ProgramCache
 from postfx.testing import parity
 
-from .sizes import parse_size
+from .sizes import size_argument
 
 LAYER = "layer"
 
@@ -89,7 +89,7 @@ def one_op_model(shape: dict, seed: int = 0):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="frame WxH the shapes come from")
+    parser.add_argument("--size", type=size_argument, default=(1280, 720), help="frame WxH the shapes come from")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="256x256 frame and 2 repeats unless given")
     parser.add_argument("--fp16", action="store_true", help="fp16 storage (checked against fp16-rounded inputs)")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from ..files import json_ready
 
 SCHEMA = "postfx-bench/1"
 CHECKOUT = Path(__file__).resolve().parents[2]          # postfx/bench/report.py -> the repository
@@ -100,18 +101,8 @@ def environment(ctx, torch_settings: dict | None) -> dict:
 
 # --- files -------------------------------------------------------------------------
 
-def _json_ready(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 def write_json(path: Path, record: dict) -> Path:
-    path.write_text(json.dumps(_json_ready(record), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_ready(record), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return path
 
 

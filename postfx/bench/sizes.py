@@ -5,24 +5,21 @@ from __future__ import annotations
 import argparse
 import re
 
-SIZE_NAMES = {"256": (256, 256), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160),
-              "2160p": (3840, 2160)}
+from ..errors import InputError
+from ..frame_size import parse_size
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'1280x720', '256' (square), '720p', '1080p' or '4k' -> (W, H)."""
-    part = text.strip().lower()
-    if part in SIZE_NAMES:
-        return SIZE_NAMES[part]
-    m = re.fullmatch(r"(\d+)(?:x(\d+))?", part)
-    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
-        raise argparse.ArgumentTypeError(f"expected WxH, a number (square), 720p, 1080p or 4k, got {text!r}")
-    return int(m.group(1)), int(m.group(2) or m.group(1))
+def size_argument(text: str) -> tuple[int, int]:
+    """postfx.frame_size.parse_size for argparse's type=: a bad size is a usage error."""
+    try:
+        return parse_size(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """A comma list of parse_size's sizes."""
-    return [parse_size(part) for part in filter(None, text.split(","))]
+    """A comma list of sizes."""
+    return [size_argument(part) for part in filter(None, text.split(","))]
 
 
 def parse_ints(text: str) -> list[int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from ..errors import InputError
-from .text import json_ready, printable
+from ..files import json_ready
+from .text import printable
 
 
 def add_dataset(subparsers) -> None:
@@ -53,7 +54,8 @@ def add_dataset(subparsers) -> None:
 def _cmd_dataset_render(args) -> int:
     import time
 
-    from ..dataset import parse_size, render_views
+    from ..dataset import render_views
+    from ..frame_size import parse_size
     size = parse_size(args.size)
     start = time.perf_counter()
     out = render_views(args.out, args.views, size, args.seed, progress=not args.no_progress,

@@ -83,7 +83,7 @@ def add_demo(subparsers) -> None:
 
 
 def _cmd_demo(args) -> int:
-    from ..dataset import parse_size
+    from ..frame_size import parse_size
     size = parse_size(args.size)
     options = dict(style=args.style, seed=args.seed, internal_scale=args.scale, strength=args.strength,
                    fp16=args.fp16, frame_budget_ms=args.frame_budget_ms)

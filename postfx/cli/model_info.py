@@ -32,7 +32,7 @@ def _add_gl_arguments(p) -> None:
 def _network_at(args, model, tuner):
     """A kernels="auto" GLNetwork of `model` in the headless context, resized for --size."""
     from .. import model_format as fmt
-    from ..dataset import parse_size
+    from ..frame_size import parse_size
     from ..gl.context import headless_context
     from ..gl.network import GLNetwork
     width, height = parse_size(args.size)

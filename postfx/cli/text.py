@@ -1,5 +1,5 @@
-"""Text the commands print: metadata made safe for a terminal, sections of
-key / value lines, values made JSON-ready."""
+"""Text the commands print: metadata made safe for a terminal, and sections of
+key / value lines."""
 from __future__ import annotations
 
 import json
@@ -18,17 +18,3 @@ def section(title: str, value) -> list[str]:
     width = max(len(str(k)) for k in value)
     return ["", f"{title}:"] + [f"  {k:<{width}}  {v if isinstance(v, (str, int, float)) else json.dumps(v)}"
                                 for k, v in value.items()]
-
-
-def json_ready(value):
-    # inf PSNR (a network that matches its target exactly) is not JSON: write null.
-    import math
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_ready(v) for v in value]
-    return value
-
-

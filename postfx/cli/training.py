@@ -178,7 +178,7 @@ def _cmd_export(args) -> int:
         raise ExportError(f"postfx export needs the onnx package ({e}); pip install 'postfx[onnx]'") from None
     probe = None
     if args.probe:
-        from ..dataset import parse_size
+        from ..frame_size import parse_size
         width, height = parse_size(args.probe)
         probe = (height, width)
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The one parity helper every op and network test uses (style.md 9-10).
+"""The one parity helper every op and network test uses.
 
 Seeded inputs, odd shapes, per-op tolerances; on failure the message names the
 op, the shape, the worst element and both values.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# reliability.md B1: |delta| <= atol + rtol * |ref|
+# docs/reliability.md B1: |delta| <= atol + rtol * |ref|
 FP32 = (1e-4, 1e-3)
 FP16 = (2.5e-3, 1e-3)
 ODD_SIZES = [(7, 5), (33, 17)]          # (H, W)
@@ -47,7 +47,7 @@ def image_errors(actual, expected, value_range=(-1.0, 1.0)) -> tuple[float, floa
 
 def assert_image_close(actual, expected, *, what: str, max_err_8bit=2.0, min_psnr=45.0,
                        value_range=(-1.0, 1.0)) -> tuple[float, float]:
-    """reliability.md B2: max error <= 2/255 and PSNR >= 45 dB."""
+    """docs/reliability.md B2: max error <= 2/255 and PSNR >= 45 dB."""
     assert np.shape(actual) == np.shape(expected), f"{what}: shape {np.shape(actual)} != {np.shape(expected)}"
     assert np.isfinite(actual).all(), f"{what}: output has non-finite values"
     max_err, psnr = image_errors(actual, expected, value_range)

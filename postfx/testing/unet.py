@@ -1,4 +1,4 @@
-"""The benchmark network (performance.md): the reference pix2pix U-Net, RGBD
+"""The benchmark network: the reference pix2pix U-Net, RGBD
 in, RGB out, built with random weights straight into a model file -- no torch,
 no exporter. Layer names, shapes and activations match
 postfx.train.models.UNetGenerator (tests compare the two), and torch_unet()

@@ -14,7 +14,7 @@ __all__ = ["DISCRIMINATOR_NORMS", "DISCRIMINATORS", "GENERATOR_NORMS", "Discrimi
 
 
 class UNetGenerator(nn.Module):
-    """The reference family (performance.md): d x [conv 4x4/s2/p1 + LeakyReLU(0.2)] down,
+    """The reference family (the benchmark U-Net, postfx.testing.unet): d x [conv 4x4/s2/p1 + LeakyReLU(0.2)] down,
     d x [transposed conv 4x4/s2/p1 + ReLU] up, each decoder output concatenated with the
     matching encoder output; the last decoder outputs RGB through tanh."""
 

@@ -44,7 +44,7 @@ from .config import RUNTIME_FIELDS, TrainConfig, check_config
 from .data import CropSampler, PairSet, describe_problems, load_folders
 from .losses import PairCritic, feature_matching, mean_gan_loss
 from .models import UNetGenerator, build_discriminator, per_scale
-from .whole_frames import evaluate, sample_grid
+from .whole_frames import held_out_quality, sample_grid
 
 LOSS_NAMES = ("d", "d_real", "d_fake", "g", "g_gan", "g_l1", "g_fm")    # g_l1 unweighted, g and d the totals
 SAMPLE_FRAMES = 3                   # rows in a sample grid
@@ -439,7 +439,7 @@ def _train(cfg, session, data, val, resume, stop_after, progress) -> TrainResult
     if session.is_main and finished and cfg.out:
         _finite_weights(trainer.generator)
         if val is not None:
-            quality.update(evaluate(trainer.generator, val))
+            quality.update(held_out_quality(trainer.generator, val))
         model = _export(trainer, quality)
     return TrainResult(trainer.generator, trainer.step, run_dir, model, trainer.last_logged, quality,
                        trainer.nonfinite_total, trainer.seconds(), session.rank)

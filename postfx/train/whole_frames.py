@@ -30,7 +30,7 @@ def generate(generator: UNetGenerator, x: np.ndarray) -> np.ndarray:
         generator.train(was_training)
 
 
-def evaluate(generator: UNetGenerator, pairs: PairSet) -> dict:
+def held_out_quality(generator: UNetGenerator, pairs: PairSet) -> dict:
     """Held-out quality of whole frames, quantized to 8 bits as the pass outputs them: mean PSNR
     and SSIM against the targets, and the unstylized input's PSNR for comparison."""
     in_channels = generator.cfg.in_channels

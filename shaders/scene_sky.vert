@@ -14,6 +14,8 @@ out vec2 v_uv;
 out vec3 v_shadow;
 out vec3 v_mover_shadow;
 flat out int v_material;
+out vec4 v_clip;
+out vec4 v_prev_clip;
 
 void main() {
     vec2 corner = vec2(float((gl_VertexID & 1) << 2) - 1.0, float((gl_VertexID & 2) << 1) - 1.0);
@@ -26,4 +28,5 @@ void main() {
     v_shadow = vec3(0.0);
     v_mover_shadow = vec3(0.0);
     v_material = 0;
+    v_clip = v_prev_clip = vec4(0.0, 0.0, 0.0, 1.0);      // the sky's motion is per pixel (SKY_PASS)
 }

@@ -2,7 +2,8 @@
 // Shading of the demo town: one sun with a shadow map, a sky-coloured
 // hemisphere ambient, per-material surface detail made from world / uv
 // coordinates (no textures), distance fog towards the sky colour, tone mapping.
-// Writes sRGB-encoded colour to an RGBA8 target.
+// Writes sRGB-encoded colour to an RGBA8 target and, to a second target when
+// the framebuffer has one, the motion of each pixel (see frag_motion).
 
 // Mirrors postfx/scene/mesh.py MATERIALS (a test checks they agree).
 #define MATERIAL_PLAIN 0
@@ -42,8 +43,15 @@ in vec2 v_uv;             // WALL: window cells (u) and floors (v); others: see 
 in vec3 v_shadow;         // static shadow-map uv and depth, 0..1
 in vec3 v_mover_shadow;   // the same for the movers' map (less offset off the surface)
 flat in int v_material;
+in vec4 v_clip;           // this frame's clip position of the surface point
+in vec4 v_prev_clip;      // its clip position in the previous frame
 
 out vec4 frag_color;
+// Motion, as engines write it for temporal anti-aliasing: xy = the texture
+// coordinate the surface point had in the previous frame minus the one it has
+// now (y up, as GL textures), z = its normalized linear depth (z - near) /
+// (far - near) in the previous frame. Ignored when no second target is attached.
+layout(location = 1) out vec4 frag_motion;
 
 uniform vec3 camera_position;
 uniform vec3 sun_direction;          // unit vector towards the sun
@@ -55,6 +63,9 @@ uniform float shadow_bias;           // in shadow-map depth units
 uniform float mover_shadow_bias;     // the same for the movers' map
 uniform float fog_distance;          // metres: fog reaches 1 - 1/e here (squared-exponential law)
 uniform float far_plane;
+uniform float near_plane;
+uniform mat4 view_projection;        // the sky's motion: this frame's camera ...
+uniform mat4 prev_view_projection;   // ... and the previous frame's
 uniform float street_pitch;          // street centre lines lie at multiples of this (x and z)
 uniform float street_half;           // half the asphalt width
 uniform float exposure;
@@ -217,9 +228,16 @@ vec3 tone_map(vec3 color) {
     return pow(vec3(1.0) - exp(-exposure * color), vec3(1.0 / 2.2));
 }
 
+vec4 motion(vec4 clip, vec4 prev_clip, float prev_depth01) {
+    return vec4((prev_clip.xy / prev_clip.w - clip.xy / clip.w) * 0.5, prev_depth01, 1.0);
+}
+
 #if SKY_PASS
 void main() {
-    frag_color = vec4(tone_map(sky(normalize(v_world - camera_position))), 1.0);
+    vec3 direction = v_world - camera_position;
+    frag_color = vec4(tone_map(sky(normalize(direction))), 1.0);
+    // The sky is infinitely far: only the camera's turn moves it (w = 0 drops translation).
+    frag_motion = motion(view_projection * vec4(direction, 0.0), prev_view_projection * vec4(direction, 0.0), 1.0);
 }
 #else
 void main() {
@@ -299,5 +317,6 @@ void main() {
     fog = max(fog, smoothstep(0.7 * far_plane, far_plane, distance));
     vec3 fog_color = sky_gradient(normalize(vec3(-view_dir.x, max(-view_dir.y, 0.0), -view_dir.z)));
     frag_color = vec4(tone_map(mix(color, fog_color, fog)), 1.0);
+    frag_motion = motion(v_clip, v_prev_clip, clamp((v_prev_clip.w - near_plane) / (far_plane - near_plane), 0.0, 1.0));
 }
 #endif

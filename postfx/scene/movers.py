@@ -15,6 +15,7 @@ from .town import EXTENT, GRID, PITCH, STREET_HALF
 
 INSTANCE_FORMAT = "4f 4f/i"
 INSTANCE_ATTRIBUTES = ("in_offset", "in_tint")
+PREVIOUS_INSTANCE_ATTRIBUTES = ("in_prev_offset", "in_prev_tint")     # the same rows at the previous frame's time
 LANE = STREET_HALF / 2          # lane centre, right of the street centre line
 PARKED = STREET_HALF - 1.1      # parked cars hug the kerb
 CORNER = 7.0                    # turning radius at the centre line (> LANE, so the inner lane still turns)

@@ -17,7 +17,7 @@ from ..gl.context import is_live, renderer
 from ..gl.programs import declared_uniforms, set_uniforms, specialise
 from .camera import Camera
 from .mesh import MATERIAL, MATERIALS, VERTEX_ATTRIBUTES, VERTEX_FORMAT, Mesh
-from .movers import INSTANCE_ATTRIBUTES, INSTANCE_FORMAT, Traffic
+from .movers import INSTANCE_ATTRIBUTES, INSTANCE_FORMAT, PREVIOUS_INSTANCE_ATTRIBUTES, Traffic
 from .town import PITCH, ROAD_EDGE, STREET_HALF, Town
 from .views import FlyPath, random_view
 
@@ -48,17 +48,25 @@ MAX_TARGET_SIDE = 16384
 
 class SceneTarget:
     """An offscreen framebuffer for one frame size: `color` (RGBA8, sRGB-encoded
-    values) and `depth` (a 24-bit depth texture). To resize, make a new one."""
+    values), `depth` (a 24-bit depth texture) and, with motion=True, `motion`
+    (RGBA32F: xy the texture coordinate each pixel's surface had in the previous
+    frame minus the one it has now, y up; z its normalized linear depth then).
+    To resize, make a new one."""
 
-    def __init__(self, ctx: moderngl.Context, size):
+    def __init__(self, ctx: moderngl.Context, size, *, motion: bool = False):
         self.ctx = ctx
         self.size = _check_size(ctx, size)
-        self.color = self.depth = self.fbo = None
+        self.color = self.depth = self.motion = self.fbo = None
         _bind_live_framebuffer(ctx)     # moderngl rebinds the current framebuffer after making one
         try:
             self.color = ctx.texture(self.size, 4)                 # (H, W) RGBA8
             self.depth = ctx.depth_texture(self.size)              # (H, W) D24, window depth 0 = near
-            self.fbo = ctx.framebuffer(color_attachments=[self.color], depth_attachment=self.depth)
+            attachments = [self.color]
+            if motion:
+                self.motion = ctx.texture(self.size, 4, dtype="f4")    # (H, W) RGBA32F
+                self.motion.filter = (moderngl.NEAREST, moderngl.NEAREST)
+                attachments.append(self.motion)
+            self.fbo = ctx.framebuffer(color_attachments=attachments, depth_attachment=self.depth)
         except moderngl.Error as e:
             self.release()
             raise GLError(f"could not allocate a {self.size[0]}x{self.size[1]} scene target on "
@@ -79,6 +87,17 @@ class SceneTarget:
         w, h = self.size
         return np.ascontiguousarray(np.frombuffer(self.depth.read(), np.float32).reshape(h, w)[::-1])
 
+    def read_motion(self) -> np.ndarray:
+        """The motion as (H, W, 3) float32, rows top-down, in the units of image files:
+        [..., 0:2] the offset in pixels (x right, y down) from each pixel to where its
+        surface was in the previous frame, [..., 2] the normalized linear depth it had then.
+        InputError for a target made without motion."""
+        if self.motion is None:
+            raise InputError("this SceneTarget has no motion target; make it with motion=True")
+        w, h = self.size
+        uv = np.frombuffer(self.motion.read(), np.float32).reshape(h, w, 4)[::-1]
+        return np.ascontiguousarray(np.stack([uv[..., 0] * w, -uv[..., 1] * h, uv[..., 2]], axis=-1))
+
     def release(self) -> None:
         """Free the textures and framebuffer. Safe to call twice."""
         if not is_live(self.ctx):
@@ -86,7 +105,7 @@ class SceneTarget:
         if self.fbo is not None and self.ctx.fbo is self.fbo:
             # Leave no deleted framebuffer current (see _bind_live_framebuffer).
             (self.ctx.screen or self.ctx.detect_framebuffer(0)).use()
-        for name in ("fbo", "color", "depth"):
+        for name in ("fbo", "color", "depth", "motion"):
             obj = getattr(self, name)
             if obj is not None:
                 obj.release()
@@ -245,14 +264,17 @@ class Scene:
         # The static mesh, its triangles sorted into the draw groups: (vao, first index, index count).
         mesh, ranges = _sorted_by_group(self.town.mesh)
         identity = np.array([[0, 0, 0, 0, 1, 1, 1, 0]], np.float32)     # (1, 8): offset + yaw, tint + flap
-        static = self._upload(mesh, self._keep(ctx.buffer(identity.tobytes())))
+        identity_buffer = self._keep(ctx.buffer(identity.tobytes()))
+        static = self._upload(mesh, identity_buffer, identity_buffer)
         self._static_draws = [(self._vao(program, static), first, count)
                               for program, (first, count) in zip(group_programs, ranges, strict=True) if count]
-        self._movers = {}       # kind -> (instance buffer, instance count, colour vao, shadow vao)
+        # kind -> (instance buffer, the previous frame's, instance count, colour vao, shadow vao)
+        self._movers = {}
         for kind, rows in self.traffic.instances(0.0).items():
             instances = self._keep(ctx.buffer(reserve=max(1, rows.nbytes)))
-            buffers = self._upload(self.traffic.meshes[kind], instances)
-            self._movers[kind] = (instances, len(rows), self._vao(mover_program, buffers),
+            previous = self._keep(ctx.buffer(reserve=max(1, rows.nbytes)))
+            buffers = self._upload(self.traffic.meshes[kind], instances, previous)
+            self._movers[kind] = (instances, previous, len(rows), self._vao(mover_program, buffers),
                                   self._vao(self._shadow, buffers))
 
         light = sun_view_projection()
@@ -283,16 +305,19 @@ class Scene:
         texture.repeat_x = texture.repeat_y = False
         return texture, self._keep(self.ctx.framebuffer(depth_attachment=texture))
 
-    def _upload(self, mesh: Mesh, instances) -> tuple:
+    def _upload(self, mesh: Mesh, instances, previous) -> tuple:
         vbo = self._keep(self.ctx.buffer(mesh.vertices.astype(np.float32).tobytes()))     # (V, 12) float32
         ibo = self._keep(self.ctx.buffer(mesh.indices.astype(np.uint32).tobytes()))       # (3T,) uint32
-        return vbo, ibo, instances
+        return vbo, ibo, instances, previous
 
     def _vao(self, program, buffers):
-        """A vertex array of `program` over (vertices, indices, instances)."""
-        vbo, ibo, instances = buffers
+        """A vertex array of `program` over (vertices, indices, instances, previous instances);
+        a buffer the program reads nothing of is left out."""
+        vbo, ibo, instances, previous = buffers
         content = [(vbo, *_layout(program, VERTEX_FORMAT, VERTEX_ATTRIBUTES)),
-                   (instances, *_layout(program, INSTANCE_FORMAT, INSTANCE_ATTRIBUTES))]
+                   (instances, *_layout(program, INSTANCE_FORMAT, INSTANCE_ATTRIBUTES)),
+                   (previous, *_layout(program, INSTANCE_FORMAT, PREVIOUS_INSTANCE_ATTRIBUTES))]
+        content = [entry for entry in content if len(entry) > 2]
         return self._keep(self.ctx.vertex_array(program, content, index_buffer=ibo, index_element_size=4))
 
     # --- cameras ---------------------------------------------------------------------------
@@ -308,13 +333,17 @@ class Scene:
     @property
     def triangles(self) -> int:
         """Triangles drawn per frame (static mesh and every mover instance, shadows not counted)."""
-        moving = sum(self.traffic.meshes[kind].triangles * count for kind, (_, count, _, _) in self._movers.items())
+        moving = sum(self.traffic.meshes[kind].triangles * count for kind, (_, _, count, _, _) in self._movers.items())
         return self.town.mesh.triangles + moving
 
     # --- a frame ---------------------------------------------------------------------------------
 
-    def render(self, target: SceneTarget, camera: Camera, time: float = 0.0) -> None:
-        """Draw the frame seen by `camera` at `time` seconds into target's colour and depth.
+    def render(self, target: SceneTarget, camera: Camera, time: float = 0.0, *,
+               previous_camera: Camera | None = None, previous_time: float | None = None) -> None:
+        """Draw the frame seen by `camera` at `time` seconds into target's colour and depth,
+        and into its motion target (if it has one) how each pixel moved since the frame seen
+        by `previous_camera` at `previous_time` (each defaults to this frame's: no motion,
+        as on a first frame or a cut).
 
         Restores the caller's framebuffer binding and enable flags; leaves depth_func
         '<', cull_face 'back' and front_face 'ccw' (OpenGL's defaults) and the shadow
@@ -327,14 +356,21 @@ class Scene:
             raise InputError(f"camera must be a postfx.scene.Camera, got {type(camera).__name__}")
         if not self._objects:
             raise InputError("this Scene was released; make a new one")
+        if previous_camera is not None and not isinstance(previous_camera, Camera):
+            raise InputError(f"previous_camera must be a postfx.scene.Camera, got {type(previous_camera).__name__}")
         time = float(time)
-        if not math.isfinite(time):
-            raise InputError(f"time must be finite, got {time}")
+        previous_time = time if previous_time is None else float(previous_time)
+        if not (math.isfinite(time) and math.isfinite(previous_time)):
+            raise InputError(f"time and previous_time must be finite, got {time}, {previous_time}")
         ctx = self.ctx
-        for kind, rows in self.traffic.instances(time).items():
-            self._movers[kind][0].write(rows.tobytes())
+        now, before = self.traffic.instances(time), self.traffic.instances(previous_time)
+        for kind, (instances, previous, *_) in self._movers.items():
+            instances.write(now[kind].tobytes())
+            previous.write(before[kind].tobytes())
         view_projection = camera.view_projection(target.aspect)
-        frame = dict(view_projection=view_projection, camera_position=tuple(float(v) for v in camera.position),
+        prev_view_projection = (previous_camera or camera).view_projection(target.aspect)
+        frame = dict(view_projection=view_projection, prev_view_projection=prev_view_projection,
+                     camera_position=tuple(float(v) for v in camera.position), near_plane=camera.near,
                      far_plane=camera.far)
         _set_shared([*self._colour_programs, self._sky], **frame)
         _set(self._sky, inverse_view_projection=np.linalg.inv(view_projection.astype(np.float64)))
@@ -344,7 +380,7 @@ class Scene:
         _bind_live_framebuffer(ctx)
         with ctx.scope(self._mover_shadow_fbo, enable_only=moderngl.DEPTH_TEST):
             self._mover_shadow_fbo.clear(depth=1.0)
-            for _, count, _, shadow in self._movers.values():
+            for _, _, count, _, shadow in self._movers.values():
                 shadow.render(instances=count)
         with ctx.scope(target.fbo, enable_only=moderngl.DEPTH_TEST | moderngl.CULL_FACE):
             target.fbo.clear(0.0, 0.0, 0.0, 1.0, depth=1.0)
@@ -352,7 +388,7 @@ class Scene:
             self.mover_shadow_map.use(1)
             for vao, first, count in self._static_draws:
                 vao.render(vertices=count, first=first)
-            for kind, (_, count, colour, _) in self._movers.items():
+            for kind, (_, _, count, colour, _) in self._movers.items():
                 if kind == "bird":
                     ctx.disable(moderngl.CULL_FACE)      # wings are single sheets seen from both sides
                 colour.render(instances=count)

@@ -1,0 +1,102 @@
+"""Frame-to-frame reprojection with the renderer's own motion, and the flicker
+metric built on it: the numpy reference the GL temporal pass and the training
+loss are checked against.
+
+Motion comes in image units, rows top-down (SceneTarget.read_motion, the
+dataset's motion files): motion[..., 0:2] is the offset in pixels (x right,
+y down) from each pixel to where its surface was in the previous frame, and
+motion[..., 2] the normalized linear depth (z - near) / (far - near) that
+surface had then. Reprojection samples the previous frame there (bilinear); a
+pixel has no history when that lands off-screen or when the previous frame's
+depth there disagrees with the depth the surface had (it was hidden: a
+disocclusion).
+
+The warping error (Lai et al., ECCV 2018) of a sequence of outputs is the mean
+over frame pairs of the mean squared difference, over the pixels with history,
+between output t and output t - 1 reprojected to frame t (colours in [0, 1]).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+# A surface keeps its history when the previous depth found where it was agrees
+# with the depth it had within this fraction (plus DEPTH_SLACK): the 16-bit depth
+# files, bilinear sampling across a slope and a 24-bit depth buffer all stay inside it.
+DEPTH_TOLERANCE = 0.02
+DEPTH_SLACK = 2e-4
+
+
+def _as_float_image(image, what: str) -> np.ndarray:
+    """(H, W) or (H, W, C): uint8 read as 0..1, floats as they are -> (H, W, C) float32."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3:
+        raise InputError(f"{what} must be (H, W) or (H, W, C), got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if not np.issubdtype(image.dtype, np.floating):
+        raise InputError(f"{what} must be uint8 or float, got {image.dtype}")
+    return image.astype(np.float32, copy=False)
+
+
+def check_motion(motion, size_hw) -> np.ndarray:
+    motion = np.asarray(motion)
+    if motion.shape != (*size_hw, 3) or not np.issubdtype(motion.dtype, np.floating):
+        raise InputError(f"motion must be float (H, W, 3) = {(*size_hw, 3)}, got {motion.dtype} {motion.shape}")
+    if not np.isfinite(motion).all():
+        raise InputError("motion holds NaN or Inf")
+    return motion.astype(np.float32, copy=False)
+
+
+def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """image (H, W, C) at pixel coordinates x, y (pixel centres at whole numbers), clamped
+    to the edge pixels -> (*x.shape, C)."""
+    h, w = image.shape[:2]
+    x = np.clip(x, 0.0, w - 1.0)
+    y = np.clip(y, 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2) if w > 1 else np.zeros(x.shape, np.int64)
+    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2) if h > 1 else np.zeros(y.shape, np.int64)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def reproject(previous, motion, previous_depth01=None) -> tuple[np.ndarray, np.ndarray]:
+    """The previous frame moved to this one: (warped (H, W, C) float32, valid (H, W) bool).
+    previous: (H, W) or (H, W, C), uint8 (read as 0..1) or float. previous_depth01: the
+    previous frame's normalized linear depth (H, W); without it only off-screen pixels
+    lose their history."""
+    prev = _as_float_image(previous, "previous")
+    h, w = prev.shape[:2]
+    motion = check_motion(motion, (h, w))
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    x, y = cols + motion[..., 0], rows + motion[..., 1]
+    # Half a pixel of slack: a point that was on the border pixel is still on screen.
+    valid = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    if previous_depth01 is not None:
+        depth = _as_float_image(previous_depth01, "previous_depth01")
+        if depth.shape != (h, w, 1):
+            raise InputError(f"previous_depth01 must be (H, W) = {(h, w)}, got {np.shape(previous_depth01)}")
+        found = sample_bilinear(depth, x, y)[..., 0]
+        expected = motion[..., 2]
+        valid &= np.abs(found - expected) <= DEPTH_TOLERANCE * expected + DEPTH_SLACK
+    return sample_bilinear(prev, x, y), valid
+
+
+def warping_error(previous, current, motion, previous_depth01=None) -> tuple[float, int]:
+    """(mean squared difference over the pixels with history, how many pixels that is) between
+    `current` and `previous` reprojected to it; NaN when no pixel has history."""
+    cur = _as_float_image(current, "current")
+    warped, valid = reproject(previous, motion, previous_depth01)
+    if warped.shape != cur.shape:
+        raise InputError(f"previous and current differ in shape: {warped.shape} vs {cur.shape}")
+    count = int(valid.sum())
+    if count == 0:
+        return float("nan"), 0
+    squared = ((cur - warped) ** 2).mean(axis=-1)
+    return float(squared[valid].mean(dtype=np.float64)), count

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from postfx.dataset import DEPTH_SCALE, load_index, load_view, render_views
+from postfx.dataset import DEPTH_SCALE, load_index, load_motion, load_view, render_sequences, render_views
 from postfx.errors import InputError
 from postfx.frame_size import parse_size
+from postfx.indexed_folder import FileMismatch
+from postfx.temporal import reproject
 
 SIZE = (64, 48)
 
@@ -147,3 +149,84 @@ def test_cli_bad_size_exits_2(tmp_path, size, message):
     assert result.returncode == 2
     assert result.stderr.startswith("postfx: error: ") and message in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "bad").exists()
+
+
+# --- sequences (colour, depth and motion of consecutive frames) ----------------------------
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory, gl_ctx):
+    return render_sequences(tmp_path_factory.mktemp("seq") / "seq", 2, 4, SIZE, seed=8, progress=False)
+
+
+def test_sequences_are_consecutive_frames_with_motion(sequences):
+    info = load_index(sequences)
+    assert (info["sequences"], info["frames"], info["fps"], info["count"]) == (2, 4, 30.0, 8)
+    views = info["views"]
+    assert [(v["sequence"], v["frame"]) for v in views] == [(s, f) for s in range(2) for f in range(4)]
+    for s in range(2):
+        run = views[4 * s: 4 * s + 4]
+        np.testing.assert_allclose(np.diff([v["time"] for v in run]), 1 / 30, rtol=1e-9)
+        steps = np.linalg.norm(np.diff([v["position"] for v in run], axis=0), axis=1)
+        assert np.all(steps > 0.01) and np.ptp(steps) < 1e-6            # a steady flight, no jumps
+    assert views[3]["position"] != views[4]["position"]                 # each sequence starts afresh
+    for i in (1, 2, 3, 5):
+        previous_rgb, previous_depth = load_view(sequences, i - 1, info)
+        rgb, _ = load_view(sequences, i, info)
+        motion = load_motion(sequences, i, info)
+        assert motion.shape == (SIZE[1], SIZE[0], 3) and motion.dtype == np.float32
+        warped, valid = reproject(previous_rgb, motion, previous_depth)
+        backwards = reproject(previous_rgb, motion * np.float32([-1, -1, 1]))[0]
+        current = rgb / np.float32(255)
+        error = {name: float(((current - image) ** 2).mean(axis=-1)[valid].mean())
+                 for name, image in (("warped", warped), ("still", previous_rgb / np.float32(255)),
+                                     ("backwards", backwards))}
+        # the motion explains the change, and better than the same motion the wrong way round
+        # (sub-pixel steps at 64x48: bilinear resampling of an aliased frame keeps part of it)
+        assert valid.mean() > 0.8
+        assert error["warped"] < 0.85 * error["still"] and error["warped"] < 0.8 * error["backwards"]
+
+
+def test_sequences_are_deterministic(sequences, tmp_path):
+    again = render_sequences(tmp_path / "again", 2, 4, SIZE, seed=8, progress=False)
+    assert files(again) == files(sequences)
+
+
+@pytest.mark.parametrize("args, message", [((0, 4), "sequences"), ((2, 0), "frames"), ((2, True), "frames"),
+                                           ((2, 2.5), "frames")])
+def test_bad_sequence_arguments_are_refused(tmp_path, args, message):
+    with pytest.raises(InputError, match=message):
+        render_sequences(tmp_path / "s", *args, SIZE, seed=0, progress=False)
+    with pytest.raises(InputError, match="fps"):
+        render_sequences(tmp_path / "s", 1, 2, SIZE, seed=0, progress=False, fps=0)
+    assert not (tmp_path / "s").exists()
+
+
+def test_motion_is_checked_against_the_index(sequences, dataset, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(sequences, copy)
+    info = load_index(copy)
+    motion = copy / info["views"][2]["motion"]
+    data = bytearray(motion.read_bytes())
+    data[-5] ^= 0x40
+    motion.write_bytes(bytes(data))
+    with pytest.raises(FileMismatch, match="motion file"):
+        load_motion(copy, 2, info)
+    with pytest.raises(InputError, match="no motion"):
+        load_motion(dataset, 0)
+    doc = json.loads((copy / "views.json").read_text())
+    doc["views"][5]["frame"] = 0
+    (copy / "views.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="not frame 1 of sequence 1"):
+        load_index(copy)
+
+
+def test_cli_dataset_render_sequences(tmp_path):
+    out = tmp_path / "seq"
+    result = subprocess.run([sys.executable, "-m", "postfx", "dataset", "render", str(out), "--sequences", "2",
+                             "--frames", "3", "--size", "32x24", "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "2 sequences of 3 frames of 32x24" in result.stdout
+    assert len(list((out / "motion").glob("*.npy"))) == 6
+    both = subprocess.run([sys.executable, "-m", "postfx", "dataset", "render", str(tmp_path / "x"), "--views", "2",
+                           "--sequences", "2"], capture_output=True, text=True)
+    assert both.returncode == 2 and "not allowed with" in both.stderr

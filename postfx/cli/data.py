@@ -14,13 +14,23 @@ def add_dataset(subparsers) -> None:
                               description="Render colour + depth datasets of the demo town, and make the style "
                                           "targets a network learns from.")
     actions = p.add_subparsers(metavar="ACTION", required=True)
-    render = actions.add_parser("render", help="render random views as colour + 16-bit depth PNGs",
+    render = actions.add_parser("render", help="render random views (or sequences of frames) as colour + "
+                                                "16-bit depth PNGs (+ motion)",
                                 description="Render N random street-level and elevated views of the town: "
                                             "OUT/color/NNNNNN.png (RGB), OUT/depth/NNNNNN.png (16-bit normalized "
-                                            "linear depth), OUT/views.json (cameras, near / far). Deterministic "
-                                            "per seed; render held-out sets with another seed.")
+                                            "linear depth), OUT/views.json (cameras, near / far). With --sequences "
+                                            "N --frames K: N runs of K consecutive frames along smooth camera "
+                                            "paths with the traffic moving, each frame with OUT/motion/NNNNNN.npy "
+                                            "(where each pixel was in the previous frame) and its sequence and "
+                                            "frame in views.json. Deterministic per seed; render held-out sets "
+                                            "with another seed.")
     render.add_argument("out", metavar="OUT", help="output folder (created if missing)")
-    render.add_argument("--views", type=int, required=True, metavar="N", help="number of views")
+    count = render.add_mutually_exclusive_group(required=True)
+    count.add_argument("--views", type=int, metavar="N", help="number of random views")
+    count.add_argument("--sequences", type=int, metavar="N", help="number of sequences (with --frames)")
+    render.add_argument("--frames", type=int, default=8, metavar="K",
+                        help="frames per sequence, at --fps (default 8)")
+    render.add_argument("--fps", type=float, default=30.0, help="frames per second of a sequence (default 30)")
     render.add_argument("--size", default="256", metavar="WxH",
                         help="frame size, WIDTHxHEIGHT or one number for a square (default 256)")
     render.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the views and the town (default 0)")
@@ -54,14 +64,19 @@ def add_dataset(subparsers) -> None:
 def _cmd_dataset_render(args) -> int:
     import time
 
-    from ..dataset import render_views
+    from ..dataset import render_sequences, render_views
     from ..frame_size import parse_size
     size = parse_size(args.size)
     start = time.perf_counter()
-    out = render_views(args.out, args.views, size, args.seed, progress=not args.no_progress,
-                       town_seed=args.town_seed)
+    options = dict(progress=not args.no_progress, town_seed=args.town_seed)
+    if args.sequences is None:
+        out = render_views(args.out, args.views, size, args.seed, **options)
+        what = f"{args.views} views"
+    else:
+        out = render_sequences(args.out, args.sequences, args.frames, size, args.seed, fps=args.fps, **options)
+        what = f"{args.sequences} sequences of {args.frames} frames"
     elapsed = time.perf_counter() - start
-    print(f"{args.views} views of {size[0]}x{size[1]} -> {out}  (seed {args.seed}, {elapsed:.1f} s)")
+    print(f"{what} of {size[0]}x{size[1]} -> {out}  (seed {args.seed}, {elapsed:.1f} s)")
     return 0
 
 

@@ -138,9 +138,36 @@ def add_eval(subparsers) -> None:
     p.add_argument("--samples", metavar="DIR", help="write input | network | target sheets of the first views")
     p.add_argument("--runs", type=int, default=10, metavar="N", help="frames timed per model (default 10)")
     p.add_argument("--warmup", type=int, default=3, metavar="N", help="frames run before timing (default 3)")
+    p.add_argument("--temporal", action="store_true",
+                   help="flicker instead: DATA holds targets of sequences (`dataset render --sequences`); the "
+                        "warping error of the input, the filter per frame and each model, with PSNR / SSIM")
     p.set_defaults(run=_cmd_eval)
 
+
+def _cmd_eval_temporal(args) -> int:
+    from ..files import atomic_write
+    from ..train.temporal_eval import temporal_evaluate, temporal_table
+    given = [flag for flag, value in (("--train", args.train), ("--plot", args.plot), ("--samples", args.samples))
+             if value]
+    if given:
+        raise InputError(f"eval --temporal takes no {', '.join(given)} (the warping error needs no baseline fit, "
+                         "plot or samples)")
+    results = [temporal_evaluate(model, args.data) for model in (args.model, *args.compare)]
+    first = results[0]
+    width, height = first["frame_size"]
+    print(printable(f"{first['sequences']} held-out sequences of {first['frames']} frames, {width}x{height}, "
+                    f"style {first['style']!r} ({args.data}); {first['frame_pairs']} frame pairs, "
+                    f"{first['valid_fraction']:.0%} of pixels with history; {first['renderer']}\n"))
+    print(printable(temporal_table(results)))
+    print(printable("\n" + first["notes"]))
+    if args.json:
+        atomic_write(args.json, (json.dumps(json_ready(results), indent=1, allow_nan=False) + "\n").encode("utf-8"))
+        print(f"figures -> {args.json}")
+    return 0
+
 def _cmd_eval(args) -> int:
+    if args.temporal:
+        return _cmd_eval_temporal(args)
     from ..files import atomic_write
     from ..train.evaluate import compare, markdown_table, plot_quality_vs_depth
     results = compare([args.model, *args.compare], args.data, args.train, runs=args.runs, warmup=args.warmup,

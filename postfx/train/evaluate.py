@@ -105,7 +105,9 @@ class ColourTransfer:
 
 # --- data -----------------------------------------------------------------------------
 
-def _targets(folder, what: str) -> dict:
+def targets_info(folder, what: str) -> dict:
+    """A targets folder's index (load_targets_index), refused with `what` named when it is missing
+    or its frames are too small for SSIM."""
     path = Path(folder)
     if not path.is_dir():
         raise InputError(f"{path}: the {what} targets folder does not exist (a folder written by "
@@ -148,13 +150,13 @@ def baselines(heldout_targets_dir, train_targets_dir=None, *, degree: int = 3) -
     "colour_transfer": {psnr_db, ssim, method, fitted_on, train_views, train_pixels} or None,
     "missing": {name: reason}}."""
     heldout = Path(heldout_targets_dir)
-    held = _targets(heldout, "held-out")
+    held = targets_info(heldout, "held-out")
     transfer, missing = None, {}
     if train_targets_dir is None:
         missing["colour_transfer"] = NO_TRAIN_REASON
     else:
         train = Path(train_targets_dir)
-        trained = _targets(train, "training")
+        trained = targets_info(train, "training")
         _check_disjoint(heldout, held, train, trained)
         transfer = ColourTransfer.fit(((rgb, target) for _, rgb, _, target in _pairs(train, trained)), degree)
     input_scores, transfer_scores = [], []
@@ -182,14 +184,14 @@ def architecture(model: Model) -> tuple[int, int]:
     return depth, ngf
 
 
-def _check_style(model: Model) -> None:
+def check_style(model: Model) -> None:
     if not model.is_style:
         raise InputError(f"model {model.name!r} takes {model.meta['input']['channels']} and gives "
                          f"{model.meta['output']['channels']}; held-out pairs are RGB (+ depth) in, RGB out. "
                          "Evaluate a style model (RGB or RGBD in, RGB out at the frame size)")
 
 
-class _Frames:
+class PassFrames:
     """One colour and one depth texture of the frame size, rewritten per view, and the pass."""
 
     def __init__(self, ctx, model: Model, size: tuple[int, int], fp16: bool):
@@ -264,11 +266,11 @@ def evaluate(model, heldout_targets_dir, train_targets_dir=None, *, runs: int = 
     these folders (compare() shares one). Returns a JSON-ready dict (see the module docstring)."""
     from ..gl.context import headless_context, renderer
     model = load(model)
-    _check_style(model)
+    check_style(model)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1 or not isinstance(warmup, int) or warmup < 0:
         raise InputError(f"runs must be >= 1 and warmup >= 0 (whole numbers), got {runs!r}, {warmup!r}")
     heldout = Path(heldout_targets_dir)
-    held = _targets(heldout, "held-out")
+    held = targets_info(heldout, "held-out")
     if baseline is None:
         baseline = baselines(heldout, train_targets_dir)
     size = tuple(held["dataset"]["size"])                   # (W, H)
@@ -279,7 +281,7 @@ def evaluate(model, heldout_targets_dir, train_targets_dir=None, *, runs: int = 
         except OSError as e:
             raise InputError(f"{out_dir}: cannot make the samples folder ({e})") from None
     ctx = headless_context()
-    frames = _Frames(ctx, model, size, fp16)
+    frames = PassFrames(ctx, model, size, fp16)
     scores, sample_paths = [], []
     try:
         for index, rgb, depth01, target in _pairs(heldout, held):
@@ -316,7 +318,7 @@ def compare(models, heldout_targets_dir, train_targets_dir=None, **options) -> l
     if not models:
         raise InputError("compare needs at least one model")
     for model in models:
-        _check_style(model)
+        check_style(model)
     shared = baselines(heldout_targets_dir, train_targets_dir)
     return [evaluate(m, heldout_targets_dir, train_targets_dir, baseline=shared, **options) for m in models]
 

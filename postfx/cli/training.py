@@ -16,7 +16,7 @@ _TRAIN_OPTIONS = {"depth": "generator.depth", "ngf": "generator.ngf", "norm": "g
                   "crop": "crop", "batch": "batch", "lr": "lr", "beta1": "beta1", "decay_from": "decay_from",
                   "seed": "seed", "device": "device", "threads": "threads", "checkpoint_every": "checkpoint_every",
                   "sample_every": "sample_every", "log_every": "log_every", "max_nonfinite": "max_nonfinite",
-                  "val": "val", "name": "name", "run_dir": "run_dir"}
+                  "val": "val", "name": "name", "run_dir": "run_dir", "temporal": "temporal", "init": "init"}
 
 
 def add_train(subparsers) -> None:
@@ -57,6 +57,10 @@ def add_train(subparsers) -> None:
     critic.add_argument("--l1", type=float, help=f"L1 weight lambda (default {cfg.l1_weight:g})")
     critic.add_argument("--fm", type=float, help=f"feature-matching weight (default {cfg.feature_matching:g}; "
                                                  "pix2pixHD uses 10 with --disc multiscale)")
+    critic.add_argument("--temporal", type=float, metavar="W",
+                        help="weight of the temporal loss: on consecutive frames of sequence targets (`dataset "
+                             "render --sequences`), the output may change only as much as the input does "
+                             f"(default {cfg.temporal:g}: off)")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--steps", type=int, help=f"optimizer steps (default {cfg.steps})")
     opt.add_argument("--crop", type=int, help=f"px, square training crops (default {cfg.crop})")
@@ -66,6 +70,9 @@ def add_train(subparsers) -> None:
     opt.add_argument("--decay-from", type=float,
                      help=f"fraction of the steps before the lr decays linearly (default {cfg.decay_from:g})")
     opt.add_argument("--seed", type=int, help=f"(default {cfg.seed})")
+    opt.add_argument("--init", metavar="MODEL", help="fine-tune: start the generator from this model file or bundled "
+                                                     "style (one `postfx train` wrote): its generator, and unless "
+                                                     "given, its losses and discriminator")
     run = p.add_argument_group("run")
     run.add_argument("--device", help=f"cpu, cuda or cuda:N (default {cfg.device})")
     run.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's)")
@@ -92,6 +99,9 @@ def _train_config(args):
     else:
         cfg = TrainConfig()
     cfg = replace(cfg, out=args.out, data=list(args.data) or cfg.data)
+    if args.init is not None and not args.resume:
+        from ..train.config import check_init
+        cfg = check_init(cfg, args.init, {key.split(".")[1] for key in given if key.startswith("generator.")})
     for part in ("generator", "discriminator"):
         nested = {key.split(".")[1]: value for key, value in given.items() if key.startswith(part + ".")}
         cfg = replace(cfg, **{part: replace(getattr(cfg, part), **nested)})

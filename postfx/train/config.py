@@ -80,6 +80,8 @@ class TrainConfig:
     sample_every: int = 500         # steps between sample grids; 0 = none
     log_every: int = 10             # steps per line of metrics.jsonl (and per progress-bar update)
     max_nonfinite: int = 10         # consecutive steps with a NaN / Inf loss that abort the run
+    temporal: float = 0.0           # weight of the temporal loss on consecutive frames (sequence data); 0 = off
+    init: str | None = None         # start the generator from this model file / bundled style (fine-tuning)
 
     def resolved_run_dir(self) -> Path:
         if self.run_dir:
@@ -130,7 +132,8 @@ def _problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"discriminator.kind must be one of {DISCRIMINATORS}, got {d.kind!r}")
     if cfg.gan_loss not in GAN_LOSSES:
         problems.append(f"gan_loss must be one of {GAN_LOSSES}, got {cfg.gan_loss!r}")
-    for name in ("lr", "beta1", "beta2", "l1_weight", "feature_matching", "decay_from", "generator.dropout"):
+    for name in ("lr", "beta1", "beta2", "l1_weight", "feature_matching", "decay_from", "temporal",
+                 "generator.dropout"):
         value = g.dropout if name == "generator.dropout" else getattr(cfg, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             problems.append(f"{name} must be a finite number >= 0, got {value!r}")
@@ -158,5 +161,30 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 
     def absolute(path):
         return None if path is None else str(Path(path).resolve())
+    # init: a file's path made absolute; a bundled style's name (no such file here) stays a name
+    init = cfg.init if cfg.init is None or not Path(cfg.init).exists() else absolute(cfg.init)
     return replace(cfg, data=[absolute(p) for p in cfg.data], out=absolute(cfg.out), val=absolute(cfg.val),
-                   run_dir=str(cfg.resolved_run_dir().resolve()))
+                   run_dir=str(cfg.resolved_run_dir().resolve()), init=init)
+
+
+INHERITED = ("l1_weight", "gan_loss", "feature_matching")   # what fine-tuning takes from the model's own run
+
+
+def check_init(cfg: TrainConfig, init: str, given: set[str]) -> TrainConfig:
+    """cfg with the generator config of the model `init` fine-tunes from, and the losses and
+    discriminator its own training used (options given on top still apply); InputError when
+    the options `given` on the command line (generator field names) would change the generator."""
+    from ..model_file import load
+    from .init_model import generator_config
+    generator = generator_config(init)
+    clashes = [name for name in sorted(given) if name != "dropout"]
+    if clashes:
+        raise InputError(f"--init {init}: the generator is the model's ({generator}); drop "
+                         + ", ".join({"in_channels": "--rgb-only"}.get(name, f"--{name}") for name in clashes))
+    training = load(init).meta.get("training") or {}
+    inherited = {key: training[key] for key in INHERITED if key in training}
+    if isinstance(training.get("discriminator"), dict):
+        known = DiscriminatorConfig.__dataclass_fields__
+        inherited["discriminator"] = DiscriminatorConfig(**{k: v for k, v in training["discriminator"].items()
+                                                            if k in known})
+    return replace(cfg, generator=generator, init=init, **inherited)

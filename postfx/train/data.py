@@ -10,15 +10,17 @@ Targets are mapped the same way; the generator's tanh output is in [-1, 1].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import image_io
 from ..dataset import INDEX as VIEWS_INDEX
+from ..dataset import load_motion
 from ..errors import InputError, TrainingDataError
 from ..indexed_folder import content_id, read_recorded
+from ..temporal import reproject
 from .pairs import INDEX as TARGETS_INDEX
 from .pairs import load_pair, load_targets_index
 
@@ -67,12 +69,16 @@ def _pair_problems(folder: Path, index: int, info: dict) -> list[str]:
 
 @dataclass
 class PairSet:
-    """Paired frames, decoded once and kept in memory."""
+    """Paired frames, decoded once and kept in memory; for sequences (loaded with motion=True)
+    also each frame's predecessor, motion and which pixels have history."""
     rgb: list[np.ndarray]          # per pair (H, W, 3) uint8, sRGB-encoded
     depth: list[np.ndarray]        # per pair (H, W) float32, normalized linear depth in [0, 1]
     target: list[np.ndarray]       # per pair (H, W, 3) uint8, the style's output
     names: list[str]               # per pair, for messages: "<folder>#<index>"
     sources: list[dict]            # what they came from (describe_folder), for the model file's provenance
+    previous: list[int | None] = field(default_factory=list)        # the pair of the frame before, if loaded
+    motion: list[np.ndarray | None] = field(default_factory=list)   # (H, W, 3) float32 (postfx.temporal's units)
+    history: list[np.ndarray | None] = field(default_factory=list)  # (H, W) bool: not off-screen, not disoccluded
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -98,6 +104,35 @@ class PairSet:
             xs[b] = encode_input(self.rgb[index][window], self.depth[index][window], in_channels)
             ys[b] = encode_target(self.target[index][window])
         return xs, ys
+
+    @property
+    def consecutive(self) -> list[int]:
+        """The pairs whose previous frame is loaded too (what the temporal loss trains on)."""
+        return [i for i, p in enumerate(self.previous) if p is not None]
+
+    def consecutive_crops(self, draws, crop: int, in_channels: int):
+        """draws: (pair, top, left, flip) of consecutive pairs -> the inputs of frame t and of
+        frame t - 1 in the same window (B, in_channels, crop, crop) each, where each pixel was
+        in the previous crop as a grid_sample grid (B, crop, crop, 2: x, y in [-1, 1],
+        align_corners=True), and the pixels with history inside the crop (B, 1, crop, crop)."""
+        current = np.empty((len(draws), in_channels, crop, crop), np.float32)
+        before = np.empty_like(current)
+        grid = np.empty((len(draws), crop, crop, 2), np.float32)
+        valid = np.empty((len(draws), 1, crop, crop), np.float32)
+        steps = np.arange(crop, dtype=np.float32)
+        for b, (index, top, left, flip) in enumerate(draws):
+            previous = self.previous[index]
+            columns = slice(left, left + crop) if not flip else slice(left + crop - 1, left - 1 if left else None, -1)
+            window = (slice(top, top + crop), columns)
+            current[b] = encode_input(self.rgb[index][window], self.depth[index][window], in_channels)
+            before[b] = encode_input(self.rgb[previous][window], self.depth[previous][window], in_channels)
+            motion = self.motion[index][window]
+            x = steps[None, :] + (-motion[..., 0] if flip else motion[..., 0])     # a mirrored crop: dx mirrors
+            y = steps[:, None] + motion[..., 1]
+            inside = (x >= 0) & (x <= crop - 1) & (y >= 0) & (y <= crop - 1)
+            grid[b] = np.stack([x, y], axis=-1) * (2.0 / max(crop - 1, 1)) - 1.0
+            valid[b, 0] = self.history[index][window] & inside
+        return current, before, grid, valid
 
     @classmethod
     def from_arrays(cls, rgb, depth, target, name: str = "arrays") -> PairSet:
@@ -142,14 +177,17 @@ def describe_problems(problems: list[str], what: str) -> str:
             + "\n  ".join(problems))
 
 
-def load_folders(folders, crop: int | None = None, role: str = "training") -> PairSet:
+def load_folders(folders, crop: int | None = None, role: str = "training", motion: bool = False) -> PairSet:
     """Pre-flight check and load of targets folders (postfx.train.pairs): every pair of every
     folder is decoded, and every unreadable, missing, wrongly sized or wrongly typed file
     (grey or 16-bit targets, 8-bit depth ...), every empty folder and every folder whose
-    frames are smaller than `crop` is listed in one TrainingDataError."""
+    frames are smaller than `crop` is listed in one TrainingDataError. motion=True: the
+    folders of sequences also give each frame's predecessor and motion (the temporal loss);
+    then at least one folder must hold sequences."""
     folders = [Path(f) for f in folders]
     problems = [] if folders else [f"no {role} folders given"]
     rgb, depth, target, names, sources = [], [], [], [], []
+    previous, motions = [], []
     for folder in folders:
         if not folder.is_dir():
             problems.append(f"{folder}: not a folder; pass a targets folder written by `postfx dataset stylize`")
@@ -163,21 +201,31 @@ def load_folders(folders, crop: int | None = None, role: str = "training") -> Pa
         if crop is not None and crop > min(width, height):
             problems.append(f"{folder}: frames are {width}x{height}, smaller than the {crop} px training crop; "
                             "pass a smaller crop or render larger frames")
+        in_sequence = motion and "sequences" in info["dataset"]
         for index in range(info["count"]):
             try:
                 pair = load_pair(folder, index, info)
+                frame = info["dataset"]["views"][index].get("frame", 0) if in_sequence else 0
+                moved = load_motion(info["source_dir"], index, info["dataset"]) if frame > 0 else None
             except InputError as e:     # list every bad file of the pair, not only the first load_pair met
                 problems += _pair_problems(folder, index, info) or [str(e)]
                 continue
+            previous.append(len(rgb) - 1 if frame > 0 and names and names[-1] == f"{folder}#{index - 1}" else None)
+            motions.append(moved)
             rgb.append(pair[0])
             depth.append(pair[1])
             target.append(pair[2])
             names.append(f"{folder}#{index}")
         sources.append(describe_folder(folder, info))
+    if motion and not problems and not any(p is not None for p in previous):
+        problems.append(f"no folder of {', '.join(map(str, folders))} holds sequences: the temporal loss needs "
+                        "targets of `postfx dataset render --sequences N --frames K` (K >= 2)")
     if problems:
         what = f"the {role} data ({', '.join(map(str, folders)) or 'none'})"
         raise TrainingDataError(describe_problems(problems, what), problems)
-    return PairSet(rgb, depth, target, names, sources)
+    history = [None if p is None else reproject(depth[p], m, depth[p])[1] for p, m in zip(previous, motions,
+                                                                                          strict=True)]
+    return PairSet(rgb, depth, target, names, sources, previous, motions, history)
 
 
 # --- which crops each step sees --------------------------------------------------------

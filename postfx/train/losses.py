@@ -1,6 +1,7 @@
 """The pix2pix / pix2pixHD losses: the cGAN loss of a logit map (vanilla BCE or
 least squares), its mean over a multi-scale discriminator's outputs, feature
-matching, and PairCritic, the discriminator's half of a step as one call."""
+matching, PairCritic (the discriminator's half of a step as one call), and the
+temporal loss on consecutive frames reprojected with the renderer's motion."""
 from __future__ import annotations
 
 import torch
@@ -43,3 +44,14 @@ class PairCritic(nn.Module):
     def forward(self, condition, fake, target):
         return (per_scale(self.discriminator(torch.cat([condition, fake], 1))),
                 per_scale(self.discriminator(torch.cat([condition, target], 1))))
+
+
+def temporal_loss(out_now, out_before, in_now, in_before, grid, valid) -> torch.Tensor:
+    """The output may change from frame to frame only as much as the input does: the mean,
+    over the pixels with history (`valid`, (B, 1, h, w)), of the squared difference between
+    the output's change and the input's, each the frame minus the previous frame reprojected
+    with `grid` (grid_sample's, align_corners=True: where each pixel was)."""
+    def change(now, before):
+        return now - F.grid_sample(before, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    squared = (change(out_now, out_before) - change(in_now, in_before)).pow(2).mean(dim=1, keepdim=True)
+    return (squared * valid).sum() / valid.sum().clamp(min=1.0)

@@ -42,11 +42,12 @@ from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import RUNTIME_FIELDS, TrainConfig, check_config
 from .data import CropSampler, PairSet, describe_problems, load_folders
-from .losses import PairCritic, feature_matching, mean_gan_loss
+from .losses import PairCritic, feature_matching, mean_gan_loss, temporal_loss
 from .models import UNetGenerator, build_discriminator, per_scale
 from .whole_frames import held_out_quality, sample_grid
 
-LOSS_NAMES = ("d", "d_real", "d_fake", "g", "g_gan", "g_l1", "g_fm")    # g_l1 unweighted, g and d the totals
+# g_l1, g_fm, g_temporal unweighted; g and d the totals
+LOSS_NAMES = ("d", "d_real", "d_fake", "g", "g_gan", "g_l1", "g_fm", "g_temporal")
 SAMPLE_FRAMES = 3                   # rows in a sample grid
 METRICS_NAME, SAMPLES_DIR = "metrics.jsonl", "samples"
 MEMORY_FORMAT = torch.channels_last
@@ -114,7 +115,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)                      # the same initial weights on every rank
         # channels-last: oneDNN's convolutions run about twice as fast in it on the CPU (and
         # cuDNN's tensor-core ones want it); the values are the same
-        self.generator = UNetGenerator(cfg.generator).to(device, memory_format=MEMORY_FORMAT)
+        self.generator = UNetGenerator(cfg.generator)
+        if cfg.init:
+            from .init_model import generator_from_model
+            self.generator.load_state_dict(generator_from_model(cfg.init).state_dict())
+        self.generator.to(device, memory_format=MEMORY_FORMAT)
         in_pair = cfg.generator.in_channels + cfg.generator.out_channels
         self.discriminator = build_discriminator(cfg.discriminator, in_pair).to(device, memory_format=MEMORY_FORMAT)
         betas = (cfg.beta1, cfg.beta2)
@@ -123,6 +128,11 @@ class Trainer:
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, lr_factor(cfg))
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lr_factor(cfg))
         self.sampler = CropSampler(data.sizes, cfg.crop, cfg.batch, cfg.seed, session.rank, session.world)
+        # The temporal loss draws its own crops, from the pairs whose previous frame is loaded.
+        self.consecutive_pairs = data.consecutive if cfg.temporal > 0 else []
+        self.temporal_sampler = (CropSampler([data.sizes[i] for i in self.consecutive_pairs], cfg.crop, cfg.batch,
+                                             cfg.seed + 1, session.rank, session.world)
+                                 if self.consecutive_pairs else None)
         _seed_process(cfg.seed, session.rank)
         self.step = 0
         self.nonfinite_total, self.consecutive = 0, 0
@@ -207,7 +217,21 @@ class Trainer:
         y = torch.from_numpy(y).to(device, memory_format=MEMORY_FORMAT)         # (B, 3, c, c)
         buffers = [b.detach().clone() for b in self._buffers()]
 
-        fake = generator(x)                                                       # (B, 3, c, c) in [-1, 1]
+        if self.temporal_sampler is None:
+            fake = generator(x)                                                   # (B, 3, c, c) in [-1, 1]
+            g_temporal = torch.zeros((), device=device)
+        else:
+            draws = [(self.consecutive_pairs[pair], top, left, flip)
+                     for pair, top, left, flip in self.temporal_sampler.draw(step)]
+            now, before, grid, valid = (torch.from_numpy(a).to(device)
+                                        for a in self.data.consecutive_crops(draws, cfg.crop,
+                                                                             cfg.generator.in_channels))
+            # One forward over all three batches: a module wrapped in DistributedDataParallel
+            # takes one forward per backward.
+            outputs = generator(torch.cat([x, now.contiguous(memory_format=MEMORY_FORMAT),
+                                           before.contiguous(memory_format=MEMORY_FORMAT)]))
+            fake, out_now, out_before = outputs.split(len(x))
+            g_temporal = temporal_loss(out_now, out_before, now[:, :3], before[:, :3], grid, valid)
         fake_scales, real_scales = critic(x, fake.detach(), y)
         d_fake = mean_gan_loss(fake_scales, False, cfg.gan_loss)
         d_real = mean_gan_loss(real_scales, True, cfg.gan_loss)
@@ -223,9 +247,9 @@ class Trainer:
         g_gan = mean_gan_loss(judged, True, cfg.gan_loss)
         g_l1 = F.l1_loss(fake, y)
         g_fm = feature_matching(judged, real_scales) if cfg.feature_matching > 0 else torch.zeros((), device=device)
-        loss_g = g_gan + cfg.l1_weight * g_l1 + cfg.feature_matching * g_fm
+        loss_g = g_gan + cfg.l1_weight * g_l1 + cfg.feature_matching * g_fm + cfg.temporal * g_temporal
 
-        values = torch.stack([loss_d, d_real, d_fake, loss_g, g_gan, g_l1, g_fm]).detach().float()
+        values = torch.stack([loss_d, d_real, d_fake, loss_g, g_gan, g_l1, g_fm, g_temporal]).detach().float()
         finite = torch.isfinite(values).all()
         # (on the device: nccl reduces CUDA tensors only)
         report = self.session.sum(torch.cat([finite.float()[None], torch.where(finite, values, 0.0)])).cpu()
@@ -372,9 +396,12 @@ def _preflight(cfg: TrainConfig, data: PairSet | None, val: PairSet | None) -> t
     problems = []
     if data is None:
         try:
-            data = load_folders(cfg.data, crop=cfg.crop)
+            data = load_folders(cfg.data, crop=cfg.crop, motion=cfg.temporal > 0)
         except TrainingDataError as e:
             problems += e.problems
+    elif cfg.temporal > 0 and not data.consecutive:
+        problems.append("the temporal loss needs consecutive frames: load sequence targets with "
+                        "load_folders(..., motion=True)")
     elif min(min(size) for size in data.sizes) < cfg.crop:
         problems.append(f"{', '.join(s['name'] for s in data.sources)}: the {cfg.crop} px crop is larger than the "
                         "smallest frame "
@@ -453,6 +480,16 @@ def _targets_made_by(sources: list[dict]):
     return unique[0] if len(unique) == 1 else unique or None
 
 
+def _init_record(init: str | None) -> dict | None:
+    """The model a fine-tuning run started from, by name and checksum (not by path)."""
+    if init is None:
+        return None
+    from ..model_file import load
+    model = load(init)
+    return {"model": model.name, "file": Path(init).name if Path(init).exists() else init,
+            "checksum": model.meta["checksum"]["value"]}
+
+
 def _export(trainer: Trainer, quality: dict):
     from postfx.exporters.torch_export import export_torch
     cfg = trainer.cfg
@@ -463,8 +500,10 @@ def _export(trainer: Trainer, quality: dict):
                 "targets": _targets_made_by(trainer.data.sources),
                 "steps_done": trainer.step, "world_size": trainer.session.world,
                 "train_seconds": round(trainer.seconds(), 1), "pairs": len(trainer.data), "torch": torch.__version__,
+                "init": _init_record(cfg.init),
                 "losses": f"{cfg.gan_loss} cGAN + {cfg.l1_weight} x L1"
-                          + (f" + {cfg.feature_matching} x feature matching" if cfg.feature_matching else ""),
+                          + (f" + {cfg.feature_matching} x feature matching" if cfg.feature_matching else "")
+                          + (f" + {cfg.temporal} x temporal" if cfg.temporal else ""),
                 "optimizer": f"adam({cfg.beta1}, {cfg.beta2}), lr {cfg.lr} constant for {cfg.decay_from:.0%} "
                              "of the steps, then linear decay", "notes": trainer.notes}
     name = cfg.name or Path(cfg.out).stem

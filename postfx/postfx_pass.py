@@ -9,7 +9,7 @@ import weakref
 import moderngl
 
 from . import model_format as fmt
-from . import time_slice
+from . import pass_inputs, time_slice
 from .errors import ContextLost, DeviceLimitError, FrameTooLarge, FrameTooSmall, InputError, PassReleased
 from .gl import frame_io
 from .gl.context import allocating, is_live, renderer, require_compute
@@ -17,13 +17,12 @@ from .gl.conv_kernels import static_choice
 from .gl.dispatch import DeviceLimits, check_limits
 from .gl.network import GLNetwork, weight_bytes
 from .gl.programs import ProgramCache
-from .gl.query import DEPTH_FORMATS, SRGB_FORMATS, ScissorOff, texture_internal_format
+from .gl.query import ScissorOff
 from .gl.resources import run_dispatch
 from .model import Model
 from .model_file import load
 
 GL_RGBA8 = 0x8058
-COLOR_DTYPES = ("f1", "f2", "f4")       # moderngl dtypes of RGBA8 / SRGB8_ALPHA8, RGBA16F, RGBA32F
 MIN_INTERNAL_SCALE = 1 / 16
 
 
@@ -261,64 +260,6 @@ class PostFX:
 
     # --- the frame -------------------------------------------------------------------
 
-    def _color_is_linear(self, color_tex) -> bool:
-        """Whether fetching the colour texture gives linear values (shaders/frame_io.glsl)."""
-        if not isinstance(color_tex, moderngl.Texture):
-            raise InputError(f"color_tex must be a moderngl.Texture, got {type(color_tex).__name__}")
-        self._check_texture(color_tex, "color_tex")
-        if color_tex.components != 4 or color_tex.dtype not in COLOR_DTYPES or color_tex.samples:
-            raise InputError(f"color_tex must be a single-sample RGBA texture (RGBA8, SRGB8_ALPHA8, RGBA16F or "
-                             f"RGBA32F); got {color_tex.components} components of {color_tex.dtype!r}"
-                             f"{', multisampled: resolve it first' if color_tex.samples else ''}")
-        return color_tex.dtype != "f1" or texture_internal_format(self.ctx, color_tex) in SRGB_FORMATS
-
-    def _check_texture(self, texture: moderngl.Texture, what: str) -> None:
-        """Refuse, before it is bound, a texture that was released or never got storage
-        (a size beyond GL_MAX_TEXTURE_SIZE makes moderngl's texture without one)."""
-        if type(texture.mglo).__name__ == "InvalidObject":
-            raise InputError(f"{what} was released; pass a live texture")
-        limit = self._network.limits.max_texture_size
-        width, height = texture.size
-        if width > limit or height > limit:
-            raise FrameTooLarge(f"{what} is {width}x{height}, beyond GL_MAX_TEXTURE_SIZE {limit} on "
-                                f"{renderer(self.ctx)}: the texture holds no image (its creation failed); render "
-                                "at a smaller size")
-        if texture_internal_format(self.ctx, texture) == 0:
-            raise InputError(f"{what} has no storage (its creation failed, or it was deleted outside moderngl)")
-
-    def _depth_defines(self, depth_tex, color_size, near, far, reversed_z) -> dict:
-        if depth_tex is None and (near is not None or far is not None):
-            raise InputError("near= / far= were given without depth_tex: they linearize a depth texture; pass "
-                             "depth_tex, or drop them")
-        if not self.model.uses_depth:
-            return {"USE_DEPTH": 0}
-        if depth_tex is None:
-            raise InputError(f"model {self.model.name!r} reads depth: pass depth_tex (and near=, far=)")
-        if not isinstance(depth_tex, moderngl.Texture):
-            raise InputError(f"depth_tex must be a moderngl.Texture, got {type(depth_tex).__name__}")
-        self._check_texture(depth_tex, "depth_tex")
-        internal = texture_internal_format(self.ctx, depth_tex)
-        if internal is not None and internal not in DEPTH_FORMATS:
-            raise InputError(f"depth_tex has internal format 0x{internal:04X}, not a depth format "
-                             f"({', '.join(sorted(set(DEPTH_FORMATS.values())))})")
-        if depth_tex.size != color_size:
-            raise InputError(f"depth texture is {depth_tex.size[0]}x{depth_tex.size[1]}, colour is "
-                             f"{color_size[0]}x{color_size[1]}; they must match")
-        if near is None or far is None:
-            raise InputError("near= and far= (the camera's clip planes) are needed to linearize depth")
-        near, far = float(near), float(far)
-        if not (math.isfinite(near) and near > 0):
-            raise InputError(f"near must be a finite value > 0, got {near}")
-        if math.isinf(far):
-            # The model's linear encoding normalizes by (far - near): with no far plane
-            # every distance would map to 0. Refuse rather than feed it a black depth.
-            raise InputError("the model normalizes depth as (z - near) / (far - near), which needs a finite "
-                             "far plane (infinite-far projections included): pass the far distance the model "
-                             "was trained with")
-        if not (math.isfinite(far) and far > near):
-            raise InputError(f"far must be a finite value > near ({near}), got {far}")
-        return {"USE_DEPTH": 1, "REVERSED_Z": int(bool(reversed_z))}
-
     def apply(self, color_tex, depth_tex=None, *, near=None, far=None, reversed_z: bool = False,
               target=None):
         """Stylize one frame. Returns the output texture, or None when drawing into `target`
@@ -326,10 +267,12 @@ class PostFX:
         self._check_live()
         if isinstance(color_tex, moderngl.Texture):
             _check_not_empty(*color_tex.size)      # C5: before any GL call, the buffers kept as they are
+        limits = self._network.limits
         if isinstance(target, moderngl.Texture):
-            self._check_texture(target, "target")
-        color_linear = self._color_is_linear(color_tex)
-        depth = self._depth_defines(depth_tex, color_tex.size, near, far, reversed_z)
+            pass_inputs.check_texture(self.ctx, target, "target", limits)
+        color_linear = pass_inputs.color_is_linear(self.ctx, color_tex, limits)
+        depth = pass_inputs.depth_defines(self.ctx, self.model, limits, depth_tex, color_tex.size, near, far,
+                                          reversed_z)
         width, height = color_tex.size
         if target is not None and not isinstance(target, (moderngl.Framebuffer, moderngl.Texture)):
             raise InputError(f"target must be a moderngl.Framebuffer or Texture, got {type(target).__name__}")

@@ -2,28 +2,19 @@
 // Frame -> network input: RGB (+ normalized linear depth) as one vec4 slice per
 // texel, at the run size (the frame scaled by the internal scale, then padded
 // at the bottom / right by repeating the edge, as the model file's policy says).
+#ifndef USE_DEPTH
+#define USE_DEPTH 1           // (frame_io.glsl reads depth only when this is set)
+#endif
 #include "common.glsl"
 #include "frame_io.glsl"
 
-#ifndef USE_DEPTH
-#define USE_DEPTH 1
-#endif
-#ifndef REVERSED_Z
-#define REVERSED_Z 0          // 0: GL default (-1..1 clip, 0 = near); 1: zero-to-one clip, 1 = near
-#endif
-
 layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
 
-#if USE_DEPTH
-uniform sampler2D depth_texture;     // window-space depth in [0, 1], any depth format
-#endif
 layout(std430, binding = 2) writeonly restrict buffer Destination { texel_t destination[]; };   // (1, Hr, Wr)
 
 uniform ivec2 frame_size;       // (W, H) of the colour / depth textures
 uniform ivec2 scaled_size;      // frame * internal scale: the network sees this much
 uniform ivec2 run_size;         // scaled size padded up to the model's multiple
-uniform float near_plane;
-uniform float far_plane;
 uniform vec2 value_range;       // the model's input range for [0, 1]
 
 // Network rows run top-down (as images are stored and trained on); GL texture
@@ -32,9 +23,7 @@ ivec2 texel_of(ivec2 p) { return ivec2(p.x, frame_size.y - 1 - p.y); }
 
 // NaN / Inf in a float frame (reliability C13) are settled per texel, before the
 // bilinear taps mix them into their neighbours: a NaN channel reads as 0, +-Inf as
-// 1 / 0 (frame_color's sRGB encode clamps); a NaN depth reads as the far plane (no
-// surface there), window depth outside [0, 1] (+-Inf included: D32F stores it
-// unclamped) is clamped to [0, 1].
+// 1 / 0 (frame_color's sRGB encode clamps); depth as frame_linear_depth settles it.
 vec3 load_color(ivec2 p) {
     vec3 c = frame_color(texel_of(p));
     return clamp(mix(c, vec3(0.0), isnan(c)), 0.0, 1.0);
@@ -42,15 +31,7 @@ vec3 load_color(ivec2 p) {
 
 float linear_depth(ivec2 p) {
 #if USE_DEPTH
-    float d = texelFetch(depth_texture, texel_of(p), 0).r;
-    d = isnan(d) ? float(REVERSED_Z == 0) : clamp(d, 0.0, 1.0);
-#if REVERSED_Z
-    float z = near_plane * far_plane / (near_plane + d * (far_plane - near_plane));
-#else
-    float ndc = 2.0 * d - 1.0;
-    float z = 2.0 * near_plane * far_plane / (far_plane + near_plane - ndc * (far_plane - near_plane));
-#endif
-    return clamp((z - near_plane) / (far_plane - near_plane), 0.0, 1.0);
+    return frame_linear_depth(texel_of(p));
 #else
     return 0.0;
 #endif

@@ -15,12 +15,14 @@ from .gl import frame_io
 from .gl.context import allocating, is_live, renderer, require_compute
 from .gl.conv_kernels import static_choice
 from .gl.dispatch import DeviceLimits, check_limits
+from .gl.history import History
 from .gl.network import GLNetwork, weight_bytes
 from .gl.programs import ProgramCache
 from .gl.query import ScissorOff
 from .gl.resources import run_dispatch
 from .model import Model
 from .model_file import load
+from .temporal import TEMPORAL_WEIGHT
 
 GL_RGBA8 = 0x8058
 MIN_INTERNAL_SCALE = 1 / 16
@@ -42,6 +44,8 @@ class PostFX:
             size that would exceed it is refused before anything is allocated.
     Time:   the whole network every apply(), or, with frame_budget_ms set, a slice of it
             per apply() (see frame_budget_ms) for a network too slow for one frame.
+    Temporal: with temporal > 0, apply() also takes the renderer's motion (motion_tex)
+            and blends the previous result, reprojected, into this one (see temporal).
     """
 
     reads = ("color", "depth")
@@ -50,7 +54,7 @@ class PostFX:
     def __init__(self, ctx: moderngl.Context, model, *, strength: float = 1.0,
                  internal_scale: float = 1.0, fp16: bool = False, kernels: str = "auto",
                  memory_budget_bytes: int | None = None, frame_budget_ms: float | None = None,
-                 tuning_budget_s: float | None = None):
+                 tuning_budget_s: float | None = None, temporal: float = 0.0):
         require_compute(ctx)
         self.memory_budget_bytes = memory_budget_bytes
         self.model: Model = load(model)
@@ -61,6 +65,9 @@ class PostFX:
         self.ctx = ctx
         self.strength = strength
         self.internal_scale = internal_scale
+        self.temporal = temporal
+        self._history: History | None = None          # made at the first temporal apply()
+        self._latest = None
         self._programs = ProgramCache(ctx)
         self._network = None
         self._output = None              # RGBA8 texture at frame size
@@ -128,6 +135,28 @@ class PostFX:
         self._internal_scale = value
 
     @property
+    def temporal(self) -> float:
+        """The share of the reprojected previous result in each output, 0 (off) to below 1;
+        True means postfx.temporal.TEMPORAL_WEIGHT. On, apply() needs motion_tex; history is
+        dropped on the first frame, after a resize and by reset_history() (a camera cut)."""
+        return self._temporal
+
+    @temporal.setter
+    def temporal(self, value: float) -> None:
+        if value is True:
+            value = TEMPORAL_WEIGHT
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+            raise InputError(f"temporal must be a number in [0, 1) (or True for {TEMPORAL_WEIGHT}), got {value!r}")
+        if value == 0 and getattr(self, "_history", None) is not None:
+            self._history.reset()                       # turned back on later: no stale history
+        self._temporal = float(value)
+
+    def reset_history(self) -> None:
+        """Start the next frame without history (a camera cut or teleport)."""
+        if self._history is not None:
+            self._history.reset()
+
+    @property
     def memory_budget_bytes(self) -> int | None:
         """GPU memory the pass may hold (weights, activations, output), or None for no limit."""
         return self._memory_budget_bytes
@@ -185,8 +214,9 @@ class PostFX:
 
     @property
     def output(self) -> moderngl.Texture | None:
-        """The pass's output texture (frame size), valid after apply()."""
-        return self._output
+        """The texture the last apply() wrote (frame size); in temporal mode the two history
+        results take turns."""
+        return self._latest if self._frame_size is not None else None
 
     # --- sizes -------------------------------------------------------------------
 
@@ -209,7 +239,8 @@ class PostFX:
         _, (run_h, run_w) = self._run_size(width, height)
         estimate = {"weights": self._network.weight_bytes_at(run_h, run_w),
                     "activations": self._network.activation_bytes(run_h, run_w),
-                    "output": 4 * width * height}
+                    "output": 4 * width * height,
+                    "history": History.bytes(width, height) if self._temporal else 0}
         estimate["total"] = sum(estimate.values())
         return estimate
 
@@ -261,9 +292,12 @@ class PostFX:
     # --- the frame -------------------------------------------------------------------
 
     def apply(self, color_tex, depth_tex=None, *, near=None, far=None, reversed_z: bool = False,
-              target=None):
+              target=None, motion_tex=None):
         """Stylize one frame. Returns the output texture, or None when drawing into `target`
-        (a moderngl.Framebuffer or RGBA8 Texture of the frame size)."""
+        (a moderngl.Framebuffer or RGBA8 Texture of the frame size). motion_tex (temporal mode):
+        a float texture of the frame size, xy = the previous frame's texture coordinate of each
+        pixel's surface minus its current one (y up), z if present = the normalized linear depth
+        (z - near) / (far - near) that surface had (else the current depth stands in)."""
         self._check_live()
         if isinstance(color_tex, moderngl.Texture):
             _check_not_empty(*color_tex.size)      # C5: before any GL call, the buffers kept as they are
@@ -280,7 +314,14 @@ class PostFX:
             raise InputError(f"target is {target.size[0]}x{target.size[1]}, the frame is {width}x{height}")
         if isinstance(target, moderngl.Texture) and (target.components != 4 or target.dtype != "f1"):
             raise InputError("a target texture must be RGBA8")      # before any work: a sliced run stays put
+        temporal = self._temporal > 0
+        if temporal:
+            motion_depth = pass_inputs.motion_has_depth(self.ctx, motion_tex, (width, height), limits)
         self.resize(width, height)
+        if temporal:
+            if self._history is None:
+                self._history = History(self.ctx)
+            self._history.resize(width, height)
         run_h, run_w = self._network.run_size
         common = {"frame_size": (width, height), "scaled_size": self._scaled_size, "run_size": (run_w, run_h)}
         fp16 = int(self._network.fp16)
@@ -322,19 +363,28 @@ class PostFX:
              "strength": self._strength, "view_border": self._network.view_border,
              "color_texture": frame_io.TEXTURE_COLOR})
         self._bind_color(color_tex)
-        self._output.bind_to_image(frame_io.IMAGE_OUTPUT, read=False, write=True, format=GL_RGBA8)
+        presented = self._history.current if temporal else self._output
+        presented.bind_to_image(frame_io.IMAGE_OUTPUT, read=False, write=True, format=GL_RGBA8)
         present.program = self._programs.get(present.shader, present.defines, present.layer)
         run_dispatch(present, {}, self._network.views)
         self._color_sampler.clear(frame_io.TEXTURE_COLOR)     # a bound sampler would override the caller's state
         # Whoever reads the output next may sample it, blit it or read it back.
-        self.ctx.memory_barrier(moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.FRAMEBUFFER_BARRIER_BIT
-                                | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
+        barrier = (moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.FRAMEBUFFER_BARRIER_BIT
+                   | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
+        self.ctx.memory_barrier(barrier)
+        output, output_fbo = self._output, self._output_fbo
+        if temporal:
+            written = self._history.resolve(self._programs, self._network.limits, self._temporal, motion_tex,
+                                            motion_depth, depth, depth_tex, self._depth_sampler, near, far)
+            self.ctx.memory_barrier(barrier)
+            output, output_fbo = self._history.results[written], self._history.framebuffers[written]
+        self._latest = output
         if target is None:
-            return self._output
+            return output
         # A caller's texture is blitted into, not written as an image: image stores into a
         # texture its own filters make incomplete (a mipmap filter, no mipmaps) are dropped,
         # and a framebuffer attachment needs no completeness.
-        self._copy_to(self._framebuffer_of(target) if isinstance(target, moderngl.Texture) else target)
+        self._copy_to(self._framebuffer_of(target) if isinstance(target, moderngl.Texture) else target, output_fbo)
         return None
 
     def _bind_color(self, color_tex) -> None:
@@ -357,11 +407,11 @@ class PostFX:
             self._target_fbo[1].release()
             self._target_fbo = None
 
-    def _copy_to(self, target: moderngl.Framebuffer) -> None:
+    def _copy_to(self, target: moderngl.Framebuffer, source: moderngl.Framebuffer) -> None:
         """Blit the output into the caller's framebuffer. A blit obeys the scissor test;
         the caller's scissor must neither crop our output nor change."""
         with ScissorOff(self.ctx):
-            self.ctx.copy_framebuffer(target, self._output_fbo)
+            self.ctx.copy_framebuffer(target, source)
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -389,6 +439,8 @@ class PostFX:
         if not is_live(self.ctx):
             return          # the context took its objects with it
         self._release_output()
+        if self._history is not None:
+            self._history.release()
         if self._network is not None:
             self._network.release()
         for sampler in (getattr(self, "_depth_sampler", None), getattr(self, "_color_sampler", None)):

@@ -26,6 +26,7 @@ from .errors import InputError
 # files, bilinear sampling across a slope and a 24-bit depth buffer all stay inside it.
 DEPTH_TOLERANCE = 0.02
 DEPTH_SLACK = 2e-4
+TEMPORAL_WEIGHT = 0.5           # resolve()'s default share of the history (PostFX(temporal=...))
 
 
 def _as_float_image(image, what: str) -> np.ndarray:
@@ -100,3 +101,24 @@ def warping_error(previous, current, motion, previous_depth01=None) -> tuple[flo
         return float("nan"), 0
     squared = ((cur - warped) ** 2).mean(axis=-1)
     return float(squared[valid].mean(dtype=np.float64)), count
+
+
+def neighbourhood_range(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the channel-wise min and max over its 3x3 neighbourhood (edges clamped)."""
+    padded = np.pad(image, [(1, 1), (1, 1), (0, 0)], mode="edge")
+    h, w = image.shape[:2]
+    shifted = [padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)]
+    return np.min(shifted, axis=0), np.max(shifted, axis=0)
+
+
+def resolve(current, history, motion, history_depth01=None, *, weight: float = TEMPORAL_WEIGHT) -> np.ndarray:
+    """The temporal pass's blend, in image units (the numpy reference of
+    shaders/temporal_resolve.comp): where a pixel has history (reproject: on screen and,
+    given the previous depth, not disoccluded), the reprojected history clamped to the
+    current frame's 3x3 neighbourhood range is mixed in with `weight`; elsewhere the
+    current frame stays. current / history: (H, W, 3) uint8 or float in [0, 1] -> float32."""
+    cur = _as_float_image(current, "current")
+    warped, valid = reproject(history, motion, history_depth01)
+    low, high = neighbourhood_range(cur)
+    blended = cur + np.float32(weight) * (np.clip(warped, low, high) - cur)
+    return np.where(valid[..., None], blended, cur).astype(np.float32)

@@ -1,11 +1,13 @@
-"""The pass's two frame kernels as planned dispatches, like every layer's: pack (the
-caller's colour + depth -> the network's input tensor, shaders/pack_input.comp) and
-present (the network's output -> the frame, shaders/present.comp). Their work groups
-are planned here and checked against the device's limits with the layers'.
+"""The pass's frame kernels as planned dispatches, like every layer's: pack (the
+caller's colour + depth -> the network's input tensor, shaders/pack_input.comp),
+present (the network's output -> the frame, shaders/present.comp) and, in temporal
+mode, the resolve (history blended in, shaders/temporal_resolve.comp). Their work
+groups are planned here and checked against the device's limits with the layers'.
 
 Besides what a Dispatch binds by name, the pass binds the caller's textures: colour on
-texture unit TEXTURE_COLOR, depth on TEXTURE_DEPTH, and present's output image on
-IMAGE_OUTPUT."""
+texture unit TEXTURE_COLOR, depth on TEXTURE_DEPTH, motion on TEXTURE_MOTION; the
+output image on IMAGE_OUTPUT; the resolve's inputs on TEXTURE_CURRENT / _HISTORY /
+_HISTORY_DEPTH and the depth it keeps on IMAGE_DEPTH_OUT."""
 from __future__ import annotations
 
 from .. import model_format as fmt
@@ -13,7 +15,8 @@ from .dispatch import BIND_DESTINATION, Dispatch, ceil_div
 
 FRAME_GROUP = 8                     # local_size_x = local_size_y of both shaders
 TEXTURE_COLOR, TEXTURE_DEPTH = 0, 1
-IMAGE_OUTPUT, IMAGE_NETWORK_OUTPUT = 1, 2
+TEXTURE_CURRENT, TEXTURE_HISTORY, TEXTURE_HISTORY_DEPTH, TEXTURE_MOTION = 2, 3, 4, 5
+IMAGE_OUTPUT, IMAGE_NETWORK_OUTPUT, IMAGE_DEPTH_OUT = 1, 2, 3
 
 
 def pack_defines(depth_defines: dict, color_linear: bool, fp16: bool) -> dict:
@@ -40,3 +43,18 @@ def present_dispatch(frame_size: tuple[int, int], output_tensor: str, defines: d
     return Dispatch("present", "present.comp", defines, {}, uniforms,
                     (ceil_div(width, FRAME_GROUP), ceil_div(height, FRAME_GROUP), 1), (FRAME_GROUP, FRAME_GROUP),
                     images={IMAGE_NETWORK_OUTPUT: output_tensor})
+
+
+def resolve_defines(depth_defines: dict, motion_depth: bool) -> dict:
+    """The knobs of temporal_resolve.comp: depth (USE_DEPTH, REVERSED_Z), whether motion
+    carries the previous depth, the disocclusion tolerance of postfx.temporal."""
+    from ..temporal import DEPTH_SLACK, DEPTH_TOLERANCE
+    return dict(depth_defines, MOTION_DEPTH=int(motion_depth), DEPTH_TOLERANCE=DEPTH_TOLERANCE,
+                DEPTH_SLACK=DEPTH_SLACK)
+
+
+def resolve_dispatch(frame_size: tuple[int, int], defines: dict, uniforms: dict) -> Dispatch:
+    """One invocation per frame pixel."""
+    width, height = frame_size
+    return Dispatch("temporal", "temporal_resolve.comp", defines, {}, uniforms,
+                    (ceil_div(width, FRAME_GROUP), ceil_div(height, FRAME_GROUP), 1), (FRAME_GROUP, FRAME_GROUP))

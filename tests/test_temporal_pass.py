@@ -1,0 +1,166 @@
+"""The pass's temporal mode (PostFX(temporal=...), apply(motion_tex=...)) against the
+numpy reference postfx.temporal.resolve on the demo scene with its own motion: the
+first frame, a resize and reset_history() start without history; plain motion
+vectors (no depth channel) work; a bad motion texture is refused before any GL work
+and loses no history; nothing leaks."""
+import numpy as np
+import pytest
+from gl_objects import difference, live_gl_objects
+
+import postfx
+from postfx.errors import InputError
+from postfx.scene import Scene, SceneTarget, linear_depth01
+from postfx.temporal import TEMPORAL_WEIGHT, resolve
+
+SIZE = (128, 80)
+START = 5.0
+TOLERANCE = 1.5 / 255           # the GL blend of RGBA8 values vs the float reference, rounding included
+
+
+@pytest.fixture(scope="module")
+def scene(gl_ctx):
+    with Scene(gl_ctx, seed=4) as s:
+        yield s
+
+
+def read(texture) -> np.ndarray:
+    w, h = texture.size
+    return np.ascontiguousarray(np.flipud(np.frombuffer(texture.read(), np.uint8).reshape(h, w, 4))[..., :3])
+
+
+class Frames:
+    """The fly-through, a frame at a time: colour, depth and motion of each, rendered live."""
+
+    def __init__(self, ctx, scene, size=SIZE):
+        self.ctx, self.scene, self.k = ctx, scene, 0
+        self.target = SceneTarget(ctx, size, motion=True)
+
+    def next(self):
+        camera, time = self.scene.camera_path(START + self.k / 30), START + self.k / 30
+        before = self.scene.camera_path(START + (self.k - 1) / 30)
+        self.scene.render(self.target, camera, time, previous_camera=before, previous_time=time - 1 / 30)
+        self.k += 1
+        self.camera = camera
+        return self.target
+
+    def apply(self, fx, **extra):
+        t, c = self.target, self.camera
+        return read(fx.apply(t.color, t.depth, near=c.near, far=c.far, **extra))
+
+    def depth01(self):
+        return linear_depth01(self.target.read_depth(), self.camera.near, self.camera.far)
+
+
+def test_B1_temporal_pass_matches_the_reference(gl_ctx, scene):
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.6) as fx, postfx.PostFX(gl_ctx, "ink") as plain:
+        previous = None
+        for k in range(4):
+            target = frames.next()
+            got = frames.apply(fx, motion_tex=target.motion)
+            stylized = frames.apply(plain)
+            if k == 0:
+                assert np.array_equal(got, stylized)             # the first frame has no history
+            else:
+                want = resolve(stylized, previous[0], target.read_motion(), previous[1], weight=0.6)
+                assert np.abs(got / 255.0 - want).max() <= TOLERANCE
+                assert (got != stylized).any(axis=-1).mean() > 0.05     # the history did something
+            previous = (got, frames.depth01())
+    frames.target.release()
+
+
+def test_plain_motion_vectors_use_the_current_depth(gl_ctx, scene):
+    """An RG motion texture (no depth channel): the disocclusion test compares the history's
+    depth with the pixel's current depth, as the reference does given that depth."""
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5) as fx, postfx.PostFX(gl_ctx, "ink") as plain:
+        previous = None
+        for _ in range(3):
+            target = frames.next()
+            motion = target.read_motion()
+            w, h = SIZE
+            uv = np.flipud(np.stack([motion[..., 0] / w, -motion[..., 1] / h], axis=-1)).astype(np.float32)
+            rg = gl_ctx.texture(SIZE, 2, np.ascontiguousarray(uv).tobytes(), dtype="f4")
+            got = frames.apply(fx, motion_tex=rg)
+            rg.release()
+            if previous is not None:
+                today = np.concatenate([motion[..., :2], frames.depth01()[..., None]], axis=-1)
+                want = resolve(frames.apply(plain), previous[0], today, previous[1], weight=0.5)
+                assert np.abs(got / 255.0 - want).max() <= TOLERANCE
+            previous = (got, frames.depth01())
+    frames.target.release()
+
+
+def test_no_history_after_a_resize_or_a_reset(gl_ctx, scene):
+    small, large = Frames(gl_ctx, scene, (96, 64)), Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=True) as fx, postfx.PostFX(gl_ctx, "ink") as plain:
+        assert fx.temporal == TEMPORAL_WEIGHT
+        for frames in (small, large):               # the second size starts afresh
+            target = frames.next()
+            assert np.array_equal(frames.apply(fx, motion_tex=target.motion), frames.apply(plain))
+            target = frames.next()
+            assert not np.array_equal(frames.apply(fx, motion_tex=target.motion), frames.apply(plain))
+        fx.reset_history()
+        target = large.next()
+        assert np.array_equal(large.apply(fx, motion_tex=target.motion), large.apply(plain))
+    small.target.release()
+    large.target.release()
+
+
+def test_bad_motion_is_refused_before_any_gl_work_and_keeps_the_history(gl_ctx, scene):
+    frames = Frames(gl_ctx, scene)
+    wrong_size = gl_ctx.texture((64, 40), 2, dtype="f4")
+    bytes_motion = gl_ctx.texture(SIZE, 4)                 # RGBA8: no sign, no sub-texel precision
+    released = gl_ctx.texture(SIZE, 2, dtype="f4")
+    released.release()
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5) as fx:
+        target = frames.next()
+        frames.apply(fx, motion_tex=target.motion)
+        target = frames.next()
+        for motion, message in ((None, "needs motion_tex"), (wrong_size, "64x40"), (bytes_motion, "float texture"),
+                                (released, "released"), ("motion", "moderngl.Texture")):
+            with pytest.raises(InputError, match=message):
+                frames.apply(fx, motion_tex=motion)
+            assert gl_ctx.error == "GL_NO_ERROR"
+        # the history survived the refusals: this frame still blends
+        with postfx.PostFX(gl_ctx, "ink") as plain:
+            assert not np.array_equal(frames.apply(fx, motion_tex=target.motion), frames.apply(plain))
+        for value in (1.0, -0.1, "0.5", float("nan")):
+            with pytest.raises(InputError, match="temporal must be"):
+                fx.temporal = value
+    for texture in (wrong_size, bytes_motion):
+        texture.release()
+    frames.target.release()
+
+
+def test_temporal_mode_leaks_nothing(gl_ctx, scene):
+    frames = Frames(gl_ctx, scene)
+    frames.next()
+    before = live_gl_objects()
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5, kernels="naive") as fx:
+        for size in (SIZE, (96, 64)):
+            texture_frames = Frames(gl_ctx, scene, size)
+            for _ in range(2):
+                target = texture_frames.next()
+                texture_frames.apply(fx, motion_tex=target.motion)
+            texture_frames.target.release()
+        fx.temporal = 0
+        frames.apply(fx)                                   # off again: motion_tex not needed
+    assert difference(live_gl_objects(), before) == {}
+    frames.target.release()
+
+
+def test_target_receives_the_temporal_result(gl_ctx, scene):
+    frames = Frames(gl_ctx, scene)
+    out = gl_ctx.texture(SIZE, 4)
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5) as fx:
+        for _ in range(2):
+            target = frames.next()
+            returned = frames.apply(fx, motion_tex=target.motion)
+        c = frames.camera
+        assert fx.apply(target.color, target.depth, near=c.near, far=c.far, motion_tex=target.motion,
+                        target=out) is None
+        assert np.array_equal(read(out), read(fx.output))
+        assert not np.array_equal(read(out), returned)     # a third frame, blended with the second
+    out.release()
+    frames.target.release()

@@ -122,3 +122,15 @@ def resolve(current, history, motion, history_depth01=None, *, weight: float = T
     low, high = neighbourhood_range(cur)
     blended = cur + np.float32(weight) * (np.clip(warped, low, high) - cur)
     return np.where(valid[..., None], blended, cur).astype(np.float32)
+
+
+def texture_motion(motion) -> np.ndarray:
+    """Motion in image units (H, W, 3) -> what PostFX's motion_tex holds, as texture data:
+    (H, W, 4) float32 with rows bottom-up, xy the offset in texture coordinates (y up),
+    z the previous depth (write it to an RGBA32F texture: ctx.texture(size, 4, data, dtype="f4"))."""
+    motion = np.asarray(motion, np.float32)
+    if motion.ndim != 3 or motion.shape[2] != 3:
+        raise InputError(f"motion must be (H, W, 3), got shape {motion.shape}")
+    h, w = motion.shape[:2]
+    uv = np.stack([motion[..., 0] / w, -motion[..., 1] / h, motion[..., 2], np.zeros((h, w), np.float32)], axis=-1)
+    return np.ascontiguousarray(uv[::-1], dtype=np.float32)

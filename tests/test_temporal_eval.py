@@ -74,3 +74,15 @@ def test_cli_eval_temporal(targets, tmp_path, capsys):
     assert [r["model"] for r in results] == ["ink", "toon"]
     assert cli.main(["eval", "--temporal", "ink", str(targets), "--train", str(targets)]) == 2
     assert "takes no --train" in capsys.readouterr().err
+
+
+def test_the_temporal_pass_lowers_the_warping_error(targets):
+    """The pass's history blend against the same model per frame: less flicker, the fast-moving
+    pixels' PSNR reported for both."""
+    per_frame = temporal_evaluate("ink", targets)
+    blended = temporal_evaluate("ink", targets, temporal=0.6)
+    assert blended["temporal"] == 0.6 and per_frame["temporal"] == 0.0
+    assert blended["warping_error"]["network"] < 0.6 * per_frame["warping_error"]["network"]
+    assert blended["warping_error"]["input"] == per_frame["warping_error"]["input"]
+    for result in (per_frame, blended):
+        assert result["fast_pixels"] > 0 and np.isfinite(result["fast_psnr_db"])

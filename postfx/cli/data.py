@@ -141,6 +141,9 @@ def add_eval(subparsers) -> None:
     p.add_argument("--temporal", action="store_true",
                    help="flicker instead: DATA holds targets of sequences (`dataset render --sequences`); the "
                         "warping error of the input, the filter per frame and each model, with PSNR / SSIM")
+    p.add_argument("--pass-temporal", type=float, nargs="+", default=[0.0], metavar="A",
+                   help="with --temporal: run each model through the pass's temporal mode with these history "
+                        "weights (default 0: off), one row each")
     p.set_defaults(run=_cmd_eval)
 
 
@@ -152,7 +155,8 @@ def _cmd_eval_temporal(args) -> int:
     if given:
         raise InputError(f"eval --temporal takes no {', '.join(given)} (the warping error needs no baseline fit, "
                          "plot or samples)")
-    results = [temporal_evaluate(model, args.data) for model in (args.model, *args.compare)]
+    results = [temporal_evaluate(model, args.data, temporal=weight) for model in (args.model, *args.compare)
+               for weight in args.pass_temporal]
     first = results[0]
     width, height = first["frame_size"]
     print(printable(f"{first['sequences']} held-out sequences of {first['frames']} frames, {width}x{height}, "

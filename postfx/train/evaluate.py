@@ -41,6 +41,7 @@ from ..errors import InputError
 from ..files import atomic_write
 from ..model import Model
 from ..model_file import load
+from ..temporal import texture_motion
 from .metrics import SSIM_TAPS, psnr, ssim
 from .pairs import load_pair, load_targets_index
 
@@ -192,20 +193,22 @@ def check_style(model: Model) -> None:
 
 
 class PassFrames:
-    """One colour and one depth texture of the frame size, rewritten per view, and the pass."""
+    """One colour and one depth texture of the frame size, rewritten per view, and the pass;
+    with temporal > 0 also a motion texture, and the pass in temporal mode (frames in order)."""
 
-    def __init__(self, ctx, model: Model, size: tuple[int, int], fp16: bool):
+    def __init__(self, ctx, model: Model, size: tuple[int, int], fp16: bool, temporal: float = 0.0):
         from ..postfx_pass import PostFX
         self.ctx, self.size = ctx, size
         self.color = ctx.texture(size, 4)                   # RGBA8, rows bottom-up
         self.depth = ctx.depth_texture(size) if model.uses_depth else None
+        self.motion = ctx.texture(size, 4, dtype="f4") if temporal else None
         try:
-            self.fx = PostFX(ctx, model, fp16=fp16)
+            self.fx = PostFX(ctx, model, fp16=fp16, temporal=temporal)
         except BaseException:
             self.release()
             raise
 
-    def write(self, rgb: np.ndarray, depth01: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, depth01: np.ndarray, motion=None) -> None:
         alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
         self.color.write(np.flipud(np.concatenate([rgb, alpha], axis=2)).tobytes())
         if self.depth is not None:
@@ -213,17 +216,26 @@ class PassFrames:
             # which the pass linearizes back to t (the encoding postfx.stylize uses).
             window = (2.0 - 2.0 / (1.0 + depth01)).astype(np.float32)
             self.depth.write(np.flipud(window).tobytes())
+        if self.motion is not None:
+            if motion is None:
+                raise InputError("a temporal pass needs each frame's motion")
+            self.motion.write(texture_motion(motion).tobytes())
 
     def apply(self):
+        extra = {} if self.motion is None else {"motion_tex": self.motion}
         if self.depth is None:
-            return self.fx.apply(self.color)
-        return self.fx.apply(self.color, self.depth, near=1.0, far=2.0)
+            return self.fx.apply(self.color, **extra)
+        return self.fx.apply(self.color, self.depth, near=1.0, far=2.0, **extra)
 
-    def stylize(self, rgb: np.ndarray, depth01: np.ndarray) -> np.ndarray:
-        self.write(rgb, depth01)
+    def stylize(self, rgb: np.ndarray, depth01: np.ndarray, motion=None) -> np.ndarray:
+        self.write(rgb, depth01, motion)
         width, height = self.size
         pixels = np.frombuffer(self.apply().read(), np.uint8).reshape(height, width, 4)
         return np.ascontiguousarray(np.flipud(pixels)[..., :3])
+
+    def reset(self) -> None:
+        """A cut: the next frame starts without history."""
+        self.fx.reset_history()
 
     def time(self, runs: int, warmup: int) -> dict:
         for _ in range(warmup):
@@ -239,7 +251,7 @@ class PassFrames:
                 "runs": runs, "warmup": warmup, "what": TIMING_WHAT}
 
     def release(self) -> None:
-        for obj in (getattr(self, "fx", None), self.color, self.depth):
+        for obj in (getattr(self, "fx", None), self.color, self.depth, self.motion):
             if obj is not None:
                 obj.release()
 

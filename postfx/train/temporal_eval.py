@@ -13,7 +13,12 @@ history is taken, colours in [0, 1] (Lai et al.'s E_warp); the figure is the mea
 over pairs. `relative` divides each by the input's own: above 1, the style
 changes more from frame to frame than the rendered frames do.
 
-A model runs frame by frame, in sequence order, through one PostFX pass.
+A model runs frame by frame, in sequence order, through one PostFX pass; with
+temporal > 0 in its temporal mode, fed the motion, its history reset at each
+sequence's first frame. Ghosting -- history that lags behind what moves -- shows
+as a loss of PSNR against the per-frame targets where the picture moves fast:
+`fast_psnr_db` is the PSNR over the pixels that moved FAST_MOTION_PX or more
+since the previous frame (frames after the first of each sequence).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from .metrics import psnr, ssim
 from .pairs import load_pair
 
 SOURCES = ("input", "filter", "network")
+FAST_MOTION_PX = 2.0            # pixels per frame: where ghosting would show
 
 
 def sequence_pairs(folder: Path, info: dict):
@@ -51,9 +57,10 @@ def _squared_error(previous, current, motion, previous_depth01) -> tuple[float, 
     return squared, valid
 
 
-def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False) -> dict:
+def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False, temporal: float = 0.0) -> dict:
     """Warping errors and quality of `model` (path, bundled name or Model) on a held-out
-    sequence targets folder. Returns a JSON-ready dict."""
+    sequence targets folder; temporal: the pass's history weight (0: off). Returns a
+    JSON-ready dict."""
     from ..gl.context import headless_context, renderer
     model = load(model)
     check_style(model)
@@ -63,12 +70,19 @@ def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False) -> di
     sums = {name: [] for name in SOURCES}               # per frame pair: mean squared difference
     valid_fractions, scores = [], []
     ctx = headless_context()
-    frames = PassFrames(ctx, model, size, fp16)
-    previous = None
+    frames = PassFrames(ctx, model, size, fp16, temporal=temporal)
+    previous, fast_squared, fast_pixels = None, 0.0, 0
     try:
         for _, frame, rgb, depth01, target, motion in sequence_pairs(folder, info):
-            stylized = frames.stylize(rgb, depth01)
+            if frame == 0 and temporal:
+                frames.reset()                           # a cut: no history across sequences
+            stylized = frames.stylize(rgb, depth01, motion if temporal else None)
             scores.append((psnr(stylized, target), ssim(stylized, target)))
+            if frame > 0:
+                fast = np.hypot(motion[..., 0], motion[..., 1]) >= FAST_MOTION_PX
+                difference = (stylized.astype(np.float64) - target) / 255.0
+                fast_squared += float((difference[fast] ** 2).sum())
+                fast_pixels += int(fast.sum()) * 3
             current = {"input": rgb, "filter": target, "network": stylized}
             if frame > 0:
                 valid = None
@@ -90,22 +104,27 @@ def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False) -> di
         "warping_error": warping,
         "relative": {name: warping[name] / warping["input"] if warping["input"] > 0 else None for name in SOURCES},
         "psnr_db": float(np.mean([p for p, _ in scores])), "ssim": float(np.mean([s for _, s in scores])),
-        "fp16": fp16, "renderer": renderer(ctx),
+        "fast_psnr_db": (float(10 * np.log10(fast_pixels / fast_squared)) if fast_squared > 0 else None)
+        if fast_pixels else None, "fast_pixels": fast_pixels // 3, "fast_motion_px": FAST_MOTION_PX,
+        "temporal": temporal, "fp16": fp16, "renderer": renderer(ctx),
         "notes": "warping error: mean over consecutive frame pairs of the mean squared difference (colours in "
                  "[0, 1]) between frame t and frame t - 1 reprojected with the renderer's motion, over pixels "
-                 "with history (not off-screen, not disoccluded); relative: divided by the input's",
+                 "with history (not off-screen, not disoccluded); relative: divided by the input's; PSNR where "
+                 f"fast: over pixels that moved >= {FAST_MOTION_PX:g} px since the previous frame",
     }
 
 
 def temporal_table(results: list[dict]) -> str:
     """Markdown: one row for the input and the filter (from the first result), one per model."""
     first = results[0]
-    header = "| frames | warping error ×1e3 | relative to input | PSNR dB | SSIM |"
-    lines = [header, "|---|---|---|---|---|",
-             f"| input (unstylized) | {first['warping_error']['input'] * 1e3:.3f} | 1.00 | — | — |",
+    header = "| frames | warping error ×1e3 | relative to input | PSNR dB | SSIM | PSNR dB where fast |"
+    lines = [header, "|---|---|---|---|---|---|",
+             f"| input (unstylized) | {first['warping_error']['input'] * 1e3:.3f} | 1.00 | — | — | — |",
              f"| filter per frame (targets) | {first['warping_error']['filter'] * 1e3:.3f} "
-             f"| {first['relative']['filter']:.2f} | — | — |"]
+             f"| {first['relative']['filter']:.2f} | — | — | — |"]
     for r in results:
-        lines.append(f"| {r['model']} | {r['warping_error']['network'] * 1e3:.3f} "
-                     f"| {r['relative']['network']:.2f} | {r['psnr_db']:.2f} | {r['ssim']:.4f} |")
+        mode = f", temporal {r['temporal']:g}" if r["temporal"] else ""
+        fast = "—" if r["fast_psnr_db"] is None else f"{r['fast_psnr_db']:.2f}"
+        lines.append(f"| {r['model']}{mode} | {r['warping_error']['network'] * 1e3:.3f} "
+                     f"| {r['relative']['network']:.2f} | {r['psnr_db']:.2f} | {r['ssim']:.4f} | {fast} |")
     return "\n".join(lines)

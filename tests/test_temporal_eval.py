@@ -24,7 +24,8 @@ SIZE = (96, 64)
 @pytest.fixture(scope="module")
 def targets(tmp_path_factory, gl_ctx):
     root = tmp_path_factory.mktemp("temporal")
-    source = render_sequences(root / "seq", 2, 3, SIZE, seed=41, progress=False, fps=6)    # fast: some pixels move 2+ px
+    # at 6 fps some pixels move 2 px or more a frame (the ghosting figure has pixels to score)
+    source = render_sequences(root / "seq", 2, 3, SIZE, seed=41, progress=False, fps=6)
     ink = get_filter("ink")
     fn, params = ink.bind()
     return stylize_dataset(source, root / "seq-ink", "ink", fn, params, progress=False)

@@ -9,6 +9,8 @@ from PIL import Image
 
 from postfx.demo.frame import DemoFrame
 from postfx.demo.headless import render_headless
+from postfx.gl.context import headless_context
+from postfx.scene import linear_depth01
 
 
 def _not_flat(img):
@@ -24,12 +26,16 @@ def test_headless_writes_video_and_contact_sheet(tmp_path):
 
 
 def _render_demo_frames(ctx, size):
-    demo = DemoFrame(ctx, size)
+    demo = DemoFrame(ctx, size, temporal=0.5)
     try:
         assert demo.render(demo.scene.camera_path(0.0), 0.0) is not None
+        demo.render(demo.scene.camera_path(0.1), 0.1)         # with history
         demo.resize((size[0] - 7, size[1] + 5))
         demo.fx.internal_scale = 0.5
         demo.render(demo.scene.camera_path(0.5), 0.5)
+        demo.cut()
+        demo.fx.temporal = 0
+        demo.render(demo.scene.camera_path(0.6), 0.6)
     finally:
         demo.release()
 
@@ -42,6 +48,29 @@ def test_demo_frames_leave_no_gl_objects_behind(gl_ctx):
     for _ in range(2):
         _render_demo_frames(gl_ctx, (64, 48))
     assert difference(live_gl_objects(), baseline) == {}
+
+
+def test_headless_temporal_demo_is_steadier(tmp_path):
+    """The same frames with the temporal mode on change less from frame to frame, where the
+    motion says the picture is the same (reprojected, disocclusions masked)."""
+    from postfx.temporal import warping_error
+    errors = {}
+    for weight in (0.0, 0.7):
+        demo = DemoFrame(headless_context(), (96, 64), temporal=weight)
+        try:
+            frames = []
+            for k in range(3):
+                t = 2.0 + k / 30
+                out = demo.render(demo.scene.camera_path(t), t)
+                w, h = out.size
+                rgb = np.flipud(np.frombuffer(out.read(), np.uint8).reshape(h, w, 4))[..., :3]
+                frames.append((rgb, demo.target.read_motion(), linear_depth01(
+                    demo.target.read_depth(), demo.previous[0].near, demo.previous[0].far)))
+        finally:
+            demo.release()
+        errors[weight] = np.mean([warping_error(frames[k - 1][0], frames[k][0], frames[k][1], frames[k - 1][2])[0]
+                                  for k in (1, 2)])
+    assert errors[0.7] < 0.7 * errors[0.0]
 
 
 def test_headless_png_frames(tmp_path):
@@ -76,11 +105,21 @@ try:
     assert window.demo.fx.internal_scale == 0.5
     assert window.run(max_frames=1) == 1
     assert "fps" in window.title(10.0) and "[Space]" in window.title(10.0)
+    window.handle_key("t")                                   # temporal mode, fed the scene's motion
+    assert window.demo.fx.temporal > 0 and window.run(max_frames=2) == 2 and "temporal" in window.title(10.0)
+    window.handle_key("m")                                   # the motion debug view
+    window.run(max_frames=1)
+    motion = np.asarray(Image.open(window.screenshot())).astype(int)
+    window.handle_key("m")
+    window.handle_key("t")
+    assert window.demo.fx.temporal == 0
     window._framebuffer_size = lambda: None                  # minimized (C5): nothing drawn
     assert window.draw_frame(0.0, 0.0) is False
 finally:
     window.close()
 assert stylized.std() > 5 and raw.std() > 5 and np.abs(stylized - raw).mean() > 2
+# grey where still, red / green where moved, blue the depth: the camera path moves
+assert np.abs(motion[..., :2] - 128).max() > 20 and motion[..., 2].std() > 5
 print("ok")
 """
 
@@ -92,7 +131,7 @@ def test_window_renders_stylized_frames_and_keys(xvfb_display, tmp_path):
     result = subprocess.run([sys.executable, "-c", WINDOW_SCRIPT, str(tmp_path)], env=env, capture_output=True,
                             text=True, timeout=180)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
-    assert len(list(tmp_path.glob("postfx-*.png"))) == 2
+    assert len(list(tmp_path.glob("postfx-*.png"))) == 3
 
 
 FREE_FLY_SCRIPT = """

@@ -79,6 +79,9 @@ def add_demo(subparsers) -> None:
     p.add_argument("--frame-budget-ms", type=float, default=None, metavar="MS",
                    help="time-slice a network too slow for one frame: at most MS of its work per frame, "
                         "showing the last complete result meanwhile")
+    p.add_argument("--temporal", type=float, default=0.0, metavar="A",
+                   help="temporal mode: blend A of the previous result, reprojected with the scene's motion "
+                        "(key T in the window; default 0: off)")
     p.set_defaults(run=_cmd_demo)
 
 
@@ -86,7 +89,7 @@ def _cmd_demo(args) -> int:
     from ..frame_size import parse_size
     size = parse_size(args.size)
     options = dict(style=args.style, seed=args.seed, internal_scale=args.scale, strength=args.strength,
-                   fp16=args.fp16, frame_budget_ms=args.frame_budget_ms)
+                   fp16=args.fp16, frame_budget_ms=args.frame_budget_ms, temporal=args.temporal)
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames must be >= 1, got {args.frames}")
     if args.screenshot is not None:

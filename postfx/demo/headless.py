@@ -97,7 +97,7 @@ def contact_sheet(pairs: list[tuple[np.ndarray, np.ndarray]], gap: int = 4) -> n
 
 def render_headless(frames: int, size, out, *, style=None, seed: int = 0, internal_scale: float = 1.0,
                     strength: float = 1.0, fp16: bool = False, frame_budget_ms: float | None = None,
-                    log="stderr") -> dict:
+                    temporal: float = 0.0, log="stderr") -> dict:
     """Returns a summary: output paths, frames, mean / median ms for scene and pass, fps.
     log: a text stream for the per-frame line, None for none; "stderr" is the sys.stderr
     of the moment of the call (not of the import, which a redirect may since have closed)."""
@@ -109,7 +109,7 @@ def render_headless(frames: int, size, out, *, style=None, seed: int = 0, intern
     _VideoSink.check(out)
     ctx = headless_context()
     demo = DemoFrame(ctx, size, style=style, seed=seed, internal_scale=internal_scale, strength=strength, fp16=fp16,
-                     frame_budget_ms=frame_budget_ms)
+                     frame_budget_ms=frame_budget_ms, temporal=temporal)
     sink = _VideoSink(out, demo.size)
     contact_at = set(np.linspace(0, frames - 1, min(CONTACT_ROWS, frames)).round().astype(int).tolist())
     pairs, scene_ms, pass_ms, frame_ms = [], [], [], []

@@ -5,6 +5,7 @@ Keys (also in the window title):
   Space  effect on / off          V      split screen before | after
   Tab    next bundled style       1-4    internal scale 1, 3/4, 1/2, 1/4
   - / =  effect strength          F      free-fly (WASD + mouse, Q/E down/up) / camera path
+  T      temporal mode on / off   M      show the motion vectors (debug view)
   P      save a screenshot        Esc    quit
 """
 from __future__ import annotations
@@ -23,9 +24,12 @@ from ..errors import PostFXError
 from ..files import atomic_write
 from ..gl.context import release_current
 from ..gl.programs import shader_source
+from ..temporal import TEMPORAL_WEIGHT
 from .frame import DemoFrame
 
-HELP = "[Space] effect  [V] split  [Tab] style  [1-4] scale  [-/=] strength  [F] fly  [P] shot  [Esc] quit"
+HELP = ("[Space] effect  [V] split  [Tab] style  [1-4] scale  [-/=] strength  [T] temporal  [M] motion  [F] fly  "
+        "[P] shot  [Esc] quit")
+MOTION_GAIN = 25.0          # the debug view: grey + this x the motion in texture coordinates
 SCALES = {"1": 1.0, "2": 0.75, "3": 0.5, "4": 0.25}
 FLY_SPEED = 12.0            # metres per second
 MOUSE_TURN = 0.0025         # radians per pixel
@@ -40,6 +44,7 @@ class DemoState:
     effect: bool = True
     split: bool = False
     free_fly: bool = False
+    show_motion: bool = False
     frames: int = 0
 
 
@@ -52,7 +57,7 @@ def _no_display_message() -> str:
 class DemoWindow:
     def __init__(self, size=(1280, 720), *, style=None, seed: int = 0, internal_scale: float = 1.0,
                  strength: float = 1.0, fp16: bool = False, frame_budget_ms: float | None = None,
-                 screenshot_dir: str | os.PathLike = "."):
+                 temporal: float = 0.0, screenshot_dir: str | os.PathLike = "."):
         import glfw
         import moderngl
         self.glfw = glfw
@@ -74,7 +79,7 @@ class DemoWindow:
         # HiDPI: render at the framebuffer's pixel size, not the window's point size.
         self.demo = DemoFrame(self.ctx, self._framebuffer_size() or (1, 1), style=style, seed=seed,
                               internal_scale=internal_scale, strength=strength, fp16=fp16,
-                              frame_budget_ms=frame_budget_ms)
+                              frame_budget_ms=frame_budget_ms, temporal=temporal)
         self.composite = self.ctx.program(vertex_shader=shader_source("demo_composite.vert"),
                                           fragment_shader=shader_source("demo_composite.frag"))
         self.empty_vao = self.ctx.vertex_array(self.composite, [])
@@ -120,9 +125,14 @@ class DemoWindow:
             fx.strength = max(0.0, round(fx.strength - 0.1, 2))
         elif name == "=":
             fx.strength = min(1.0, round(fx.strength + 0.1, 2))
+        elif name == "t":
+            fx.temporal = 0.0 if fx.temporal else TEMPORAL_WEIGHT
+        elif name == "m":
+            self.state.show_motion = not self.state.show_motion
         elif name == "f":
             self.state.free_fly = not self.state.free_fly
             self._mouse = None
+            self.demo.cut()                 # the camera jumps between the path and free-fly
         elif name == "p":
             self.screenshot()
 
@@ -158,8 +168,11 @@ class DemoWindow:
         self.ctx.viewport = (0, 0, *size)
         self.demo.target.color.use(0)
         (stylized or self.demo.target.color).use(1)
+        self.demo.target.motion.use(2)
         self.composite["raw_frame"] = 0
         self.composite["stylized_frame"] = 1
+        self.composite["motion_frame"] = 2
+        self.composite["motion_gain"] = MOTION_GAIN if self.state.show_motion else 0.0
         effect = self.state.effect
         self.composite["split"] = 0.5 if (self.state.split and effect) else (0.0 if effect else 1.0)
         self.composite["divider_width"] = 1.0 / size[0]
@@ -170,7 +183,8 @@ class DemoWindow:
     def title(self, fps: float) -> str:
         fx, times = self.demo.fx, self.demo.times
         effect = (f"{self.demo.style}  pass {times.pass_ms:.1f} ms ({times.source})  scale {fx.internal_scale:g}  "
-                  f"strength {fx.strength:.1f}" if self.state.effect else "effect off")
+                  f"strength {fx.strength:.1f}" + (f"  temporal {fx.temporal:g}" if fx.temporal else "")
+                  if self.state.effect else "effect off")
         return f"postfx demo  {fps:.1f} fps  {effect}   {HELP}"
 
     def screenshot(self, path: Path | None = None) -> Path:

@@ -13,7 +13,7 @@ from postfx.dataset import render_views
 from postfx.errors import InputError
 from postfx.exporters.builder import build_model
 from postfx.model_format import Layer
-from postfx.train.evaluate import ColourTransfer, baselines, compare, evaluate, markdown_table
+from postfx.train.evaluate import ColourTransfer, baselines, compare, evaluate, markdown_table, model_source
 from postfx.train.metrics import psnr, ssim
 from postfx.train.pairs import load_pair, load_targets_index, stylize_dataset
 
@@ -313,6 +313,20 @@ def test_markdown_table_marks_missing_figures(data):
     result = evaluate(unet(1, 8, seed=1), data["held_mix_a"], runs=1, warmup=0)
     table = markdown_table([result])
     assert "| missing |" in table and table.count("\n") == 2
+
+
+def test_fine_tunes_of_one_style_get_distinct_rows_and_bundled_styles_no_machine_path(data, tmp_path):
+    """Fine-tunes keep their style's name: the table tells them apart by file; a bundled style is
+    recorded by name, not by this machine's install folder."""
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    save_model(unet(1, 8, seed=1, name="same"), first)
+    save_model(unet(1, 8, seed=2, name="same"), second)
+    results = compare([first, second, first], data["held_mix_a"], runs=1, warmup=0)
+    table = markdown_table(results)
+    assert "| same (first.safetensors) |" in table and "| same (second.safetensors) |" in table
+    assert markdown_table(results[:1]).count("| same |") == 1                # a lone name stays plain
+    assert model_source(postfx.load("ink")) == "bundled style ink"
+    assert model_source(postfx.load(first)) == str(first)
 
 
 # --- what it refuses ------------------------------------------------------------------------

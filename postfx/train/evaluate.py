@@ -41,6 +41,8 @@ from ..errors import InputError
 from ..files import atomic_write
 from ..model import Model
 from ..model_file import load
+from ..model_format import MODEL_SUFFIX
+from ..styles import styles_dir
 from ..temporal import texture_motion
 from .metrics import SSIM_TAPS, psnr, ssim
 from .pairs import load_pair, load_targets_index
@@ -185,6 +187,27 @@ def architecture(model: Model) -> tuple[int, int]:
     return depth, ngf
 
 
+def model_source(model: Model) -> str | None:
+    """Where a model came from, for results files: its path as the caller gave it, or "bundled
+    style NAME" (a bundled file's path would record this machine's install folder)."""
+    if model.path is None:
+        return None
+    path = Path(model.path)
+    if path.parent.resolve() == styles_dir().resolve():
+        return f"bundled style {path.name[: -len(MODEL_SUFFIX)]}"
+    return model.path
+
+
+def row_labels(results: list[dict]) -> list[str]:
+    """A table label per result: the model's name, with its file added where names repeat (the
+    fine-tunes of one style keep that style's name; one file run twice keeps its name)."""
+    sources: dict[str, set] = {}
+    for r in results:
+        sources.setdefault(r["model"], set()).add(r.get("model_path"))
+    return [f"{r['model']} ({Path(r['model_path']).name})" if len(sources[r["model"]]) > 1 and r.get("model_path")
+            else r["model"] for r in results]
+
+
 def check_style(model: Model) -> None:
     if not model.is_style:
         raise InputError(f"model {model.name!r} takes {model.meta['input']['channels']} and gives "
@@ -310,7 +333,7 @@ def evaluate(model, heldout_targets_dir, train_targets_dir=None, *, runs: int = 
     filter_ms = (held.get("filter_ms_per_frame") or {}).get("mean")
     quality = _mean_scores(scores)
     return {
-        "model": model.name, "model_path": model.path, "depth": depth, "ngf": ngf,
+        "model": model.name, "model_path": model_source(model), "depth": depth, "ngf": ngf,
         "parameters": model.parameters, "macs_per_pixel": model.macs_per_pixel,
         "input_channels": list(model.meta["input"]["channels"]), "uses_depth": model.uses_depth,
         "heldout": str(heldout), "train": None if train_targets_dir is None else str(train_targets_dir),
@@ -350,12 +373,12 @@ def markdown_table(results: list[dict]) -> str:
     header = ("| model | depth | ngf | params | PSNR dB | SSIM | input PSNR / SSIM | colour transfer PSNR / SSIM "
               "| network ms | filter ms | speed-up |")
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
-    for r in results:
+    for label, r in zip(row_labels(results), results, strict=True):
         base, transfer = r["baselines"]["input"], r["baselines"]["colour_transfer"]
         transfer_text = ("missing" if transfer is None
                          else f"{_fmt(transfer['psnr_db'], 2)} / {_fmt(transfer['ssim'], 4)}")
         speedup = "—" if r["speedup"] is None else f"{r['speedup']:.3g}x"
-        lines.append(f"| {r['model']} | {r['depth']} | {r['ngf']} | {r['parameters']:,} | {_fmt(r['psnr_db'], 2)} "
+        lines.append(f"| {label} | {r['depth']} | {r['ngf']} | {r['parameters']:,} | {_fmt(r['psnr_db'], 2)} "
                      f"| {_fmt(r['ssim'], 4)} | {_fmt(base['psnr_db'], 2)} / {_fmt(base['ssim'], 4)} "
                      f"| {transfer_text} | {_fmt(r['network_ms']['median'], 2)} | {_fmt(r['filter_ms'], 2)} "
                      f"| {speedup} |")

@@ -30,7 +30,7 @@ from ..dataset import load_motion
 from ..errors import InputError
 from ..model_file import load
 from ..temporal import reproject
-from .evaluate import PassFrames, check_style, targets_info
+from .evaluate import PassFrames, check_style, model_source, row_labels, targets_info
 from .metrics import psnr, ssim
 from .pairs import load_pair
 
@@ -98,7 +98,8 @@ def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False, tempo
     warping = {name: float(np.nanmean(values)) for name, values in sums.items()}
     dataset = info["dataset"]
     return {
-        "model": model.name, "heldout": str(folder), "style": info.get("style"), "frame_size": list(size),
+        "model": model.name, "model_path": model_source(model), "heldout": str(folder), "style": info.get("style"),
+        "frame_size": list(size),
         "sequences": dataset["sequences"], "frames": dataset["frames"], "fps": dataset.get("fps"),
         "frame_pairs": len(valid_fractions), "valid_fraction": float(np.mean(valid_fractions)),
         "warping_error": warping,
@@ -122,9 +123,9 @@ def temporal_table(results: list[dict]) -> str:
              f"| input (unstylized) | {first['warping_error']['input'] * 1e3:.3f} | 1.00 | — | — | — |",
              f"| filter per frame (targets) | {first['warping_error']['filter'] * 1e3:.3f} "
              f"| {first['relative']['filter']:.2f} | — | — | — |"]
-    for r in results:
+    for label, r in zip(row_labels(results), results, strict=True):
         mode = f", temporal {r['temporal']:g}" if r["temporal"] else ""
         fast = "—" if r["fast_psnr_db"] is None else f"{r['fast_psnr_db']:.2f}"
-        lines.append(f"| {r['model']}{mode} | {r['warping_error']['network'] * 1e3:.3f} "
+        lines.append(f"| {label}{mode} | {r['warping_error']['network'] * 1e3:.3f} "
                      f"| {r['relative']['network']:.2f} | {r['psnr_db']:.2f} | {r['ssim']:.4f} | {fast} |")
     return "\n".join(lines)

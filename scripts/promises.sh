@@ -12,7 +12,7 @@ mkdir -p "$out"
 rm -f "$out"/*.json
 
 rows=""
-for row in A{1..11} B{1..6} C{1..20} D{1..6} E{1..12}; do
+for row in A{1..11} B{1..6} C{1..21} D{1..6} E{1..12}; do
     rows="${rows:+$rows or }test_${row}_"
 done
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX = ROOT / "docs" / "reliability.md"
-ROWS = ([f"A{i}" for i in range(1, 12)] + [f"B{i}" for i in range(1, 7)] + [f"C{i}" for i in range(1, 21)]
+ROWS = ([f"A{i}" for i in range(1, 12)] + [f"B{i}" for i in range(1, 7)] + [f"C{i}" for i in range(1, 22)]
         + [f"D{i}" for i in range(1, 7)] + [f"E{i}" for i in range(1, 13)])
 ROW_LINE = re.compile(r"- \*\*([A-Z]\d+)\*\* (.+)")
 ROW_TEST = re.compile(r"test_([A-Z]\d+)_\w+")

@@ -91,7 +91,7 @@ def test_plain_motion_vectors_use_the_current_depth(gl_ctx, scene):
     frames.target.release()
 
 
-def test_no_history_after_a_resize_or_a_reset(gl_ctx, scene):
+def test_C21_no_history_after_a_resize_or_a_reset(gl_ctx, scene):
     small, large = Frames(gl_ctx, scene, (96, 64)), Frames(gl_ctx, scene)
     with postfx.PostFX(gl_ctx, "ink", temporal=True) as fx, postfx.PostFX(gl_ctx, "ink") as plain:
         assert fx.temporal == TEMPORAL_WEIGHT
@@ -107,7 +107,7 @@ def test_no_history_after_a_resize_or_a_reset(gl_ctx, scene):
     large.target.release()
 
 
-def test_bad_motion_is_refused_before_any_gl_work_and_keeps_the_history(gl_ctx, scene):
+def test_C21_bad_motion_is_refused_before_any_gl_work_and_keeps_the_history(gl_ctx, scene):
     frames = Frames(gl_ctx, scene)
     wrong_size = gl_ctx.texture((64, 40), 2, dtype="f4")
     bytes_motion = gl_ctx.texture(SIZE, 4)                 # RGBA8: no sign, no sub-texel precision
@@ -133,7 +133,7 @@ def test_bad_motion_is_refused_before_any_gl_work_and_keeps_the_history(gl_ctx, 
     frames.target.release()
 
 
-def test_temporal_mode_leaks_nothing(gl_ctx, scene):
+def test_C21_temporal_mode_leaks_nothing(gl_ctx, scene):
     frames = Frames(gl_ctx, scene)
     frames.next()
     before = live_gl_objects()

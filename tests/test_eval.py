@@ -13,7 +13,7 @@ from postfx.dataset import render_views
 from postfx.errors import InputError
 from postfx.exporters.builder import build_model
 from postfx.model_format import Layer
-from postfx.train.evaluate import ColourTransfer, baselines, compare, evaluate, markdown_table, model_source
+from postfx.train.evaluate import ColourTransfer, baselines, compare, evaluate, markdown_table, model_source, row_labels
 from postfx.train.metrics import psnr, ssim
 from postfx.train.pairs import load_pair, load_targets_index, stylize_dataset
 
@@ -325,6 +325,9 @@ def test_fine_tunes_of_one_style_get_distinct_rows_and_bundled_styles_no_machine
     table = markdown_table(results)
     assert "| same (first.safetensors) |" in table and "| same (second.safetensors) |" in table
     assert markdown_table(results[:1]).count("| same |") == 1                # a lone name stays plain
+    assert row_labels([{"model": "ink", "model_path": "bundled style ink"},
+                       {"model": "ink", "model_path": "runs/ink_t.safetensors"}]) == ["ink (bundled)",
+                                                                                     "ink (ink_t.safetensors)"]
     assert model_source(postfx.load("ink")) == "bundled style ink"
     assert model_source(postfx.load(first)) == str(first)
 

@@ -51,10 +51,10 @@ def sliced_steps(network, budget_ms: float) -> int:
 
 def measure(args) -> dict:
     from postfx import model_format as fmt
-    from postfx.bench.grid import timer_query
     from postfx.exporters.torch_export import export_torch
     from postfx.gl.context import headless_context
     from postfx.gl.programs import ProgramCache
+    from postfx.gl.timing import timer_query
 
     ctx = headless_context()
     programs = ProgramCache(ctx)

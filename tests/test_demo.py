@@ -290,3 +290,18 @@ def test_the_headless_log_is_the_stderr_of_the_call(tmp_path, capsys):
     closed.close()
     headless.render_headless(1, (32, 24), tmp_path / "one")
     assert "frame 1/1" in capsys.readouterr().err
+
+
+def test_first_demo_frame_tunes_inside_the_timed_frame(gl_ctx, monkeypatch, tmp_path):
+    """A new user's first frame: no kernel cache, a tuning budget. The tuner times kernels
+    while the demo times the frame (one GL timer query per context can run at a time)."""
+    monkeypatch.setenv("POSTFX_TUNING_BUDGET_S", "5")
+    monkeypatch.setenv("POSTFX_CACHE_DIR", str(tmp_path))
+    demo = DemoFrame(gl_ctx, (64, 48))
+    try:
+        assert demo.render(demo.scene.camera_path(0.0), 0.0) is not None
+        assert demo.times.pass_ms > 0
+        assert any(tmp_path.iterdir()), "the tuner ran and cached its choices"
+    finally:
+        demo.release()
+    assert gl_ctx.error == "GL_NO_ERROR"

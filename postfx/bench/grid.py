@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import statistics
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from postfx import model_format as fmt
 from postfx.errors import DeviceLimitError, FrameTooLarge
 
+from ..gl.timing import timer_query
 from ..testing.unet import reference_unet, torch_unet
 from . import runners
 from .ceiling import measure_ceiling, saturating_work_groups
@@ -77,16 +77,6 @@ class Ceiling:
                 "work_groups": self.work_groups, "local_size": 64, "probes": len(self.samples),
                 "best_gflops": max(self.samples, default=None), "worst_gflops": min(self.samples, default=None),
                 "best_by_chains": {str(k): v for k, v in self.best_by_chains.items()}}
-
-
-# moderngl 5's Query has no release(): one per context, however many runs it serves.
-_timer_queries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def timer_query(ctx):
-    if ctx not in _timer_queries:
-        _timer_queries[ctx] = ctx.query(time=True)
-    return _timer_queries[ctx]
 
 
 def is_software_renderer(renderer: str) -> bool:

@@ -164,3 +164,22 @@ def test_target_receives_the_temporal_result(gl_ctx, scene):
         assert not np.array_equal(read(out), returned)     # a third frame, blended with the second
     out.release()
     frames.target.release()
+
+
+def test_temporal_mode_with_a_time_sliced_network(gl_ctx, scene):
+    """A network spread over frames (frame_budget_ms) and the temporal mode together: every
+    frame presents a picture and resolves it with the history, through several complete
+    network results, with no GL error."""
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5, frame_budget_ms=0.001) as fx:
+        target = frames.next()
+        previous = frames.apply(fx, motion_tex=target.motion)      # the first: whole network, measured
+        assert fx.frames_per_result > 1                            # then sliced
+        for _ in range(2 * fx.frames_per_result):                  # two complete results
+            target = frames.next()
+            out = frames.apply(fx, motion_tex=target.motion)
+            assert gl_ctx.error == "GL_NO_ERROR"
+            assert out.std() > 1                                   # a picture, not a cleared texture
+            assert not np.array_equal(out, previous)
+            previous = out
+    frames.target.release()

@@ -305,3 +305,18 @@ def test_first_demo_frame_tunes_inside_the_timed_frame(gl_ctx, monkeypatch, tmp_
     finally:
         demo.release()
     assert gl_ctx.error == "GL_NO_ERROR"
+
+
+def test_headless_progress_is_lines_in_a_log_and_one_rewritten_line_on_a_terminal(tmp_path):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    piped, terminal = io.StringIO(), Terminal()
+    render_headless(20, (32, 24), tmp_path / "piped", log=piped)
+    render_headless(3, (32, 24), tmp_path / "terminal", log=terminal)
+    lines = piped.getvalue().splitlines()
+    assert "\r" not in piped.getvalue() and len(lines) == 10
+    assert lines[0].startswith("frame 1/20 ") and lines[-1].startswith("frame 20/20 ")
+    assert terminal.getvalue().count("\r") == 3 and terminal.getvalue().endswith("\n")

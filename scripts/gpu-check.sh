@@ -87,9 +87,11 @@ results="$results_root/${gpu:-gpu}"
 mkdir -p "$results"
 say "results in $results"
 
-# 4. GL parity on the real driver (tuner and cache tests included; timings stay off here).
+# 4. GL parity on the real driver (tuner and cache tests included; timings stay off here),
+# and the demo scene's motion vectors and the temporal resolve against their references.
 step "GL parity tests" 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_gl_ops.py \
-    tests/test_gl_network.py tests/test_gl_norm.py tests/test_driver.py tests/test_tuner.py -k "$tests_k"
+    tests/test_gl_network.py tests/test_gl_norm.py tests/test_driver.py tests/test_tuner.py \
+    tests/test_scene_motion.py tests/test_temporal_pass.py -k "$tests_k"
 
 # 5. Kernel choice by measurement (the bundled ink style is the reference U-Net's shape).
 for size in $tune_sizes; do

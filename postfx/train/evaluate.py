@@ -204,10 +204,12 @@ def row_labels(results: list[dict]) -> list[str]:
     sources: dict[str, set] = {}
     for r in results:
         sources.setdefault(r["model"], set()).add(r.get("model_path"))
-    def source(path: str) -> str:
-        return "bundled" if path.startswith("bundled style ") else Path(path).name
-    return [f"{r['model']} ({source(r['model_path'])})" if len(sources[r["model"]]) > 1 and r.get("model_path")
+    return [f"{r['model']} ({_short_source(r['model_path'])})" if len(sources[r["model"]]) > 1 and r.get("model_path")
             else r["model"] for r in results]
+
+
+def _short_source(model_path: str) -> str:
+    return "bundled" if model_path.startswith("bundled style ") else Path(model_path).name
 
 
 def check_style(model: Model) -> None:

@@ -114,3 +114,17 @@ def test_temporal_needs_sequences_and_init_keeps_the_generator(sequences, tmp_pa
     status = cli.main(["train", str(sequences), "--out", str(tmp_path / "x.safetensors"), "--init", "ink",
                        "--depth", "3", "--no-progress"])
     assert status == 2 and "drop --depth" in capsys.readouterr().err
+
+
+def test_a_fine_tune_toward_another_filter_gets_a_notice(sequences, tmp_path, capsys):
+    """Fine-tuning one look toward another filter's targets is allowed, and said: it is also
+    what a mixed-up targets folder looks like."""
+    from postfx.train.provenance import other_look_notice
+    assert other_look_notice("ink", [{"filter": "ink"}]) is None
+    assert other_look_notice(None, [{"filter": "inverted"}]) is None
+    assert other_look_notice("ink", [{"filter": "folder"}, {"filter": "inverted"}]) == (
+        "note: --init ink learned the 'ink' filter; these targets are 'folder', 'inverted'")
+    status = cli.main(["train", str(sequences), "--out", str(tmp_path / "x.safetensors"), "--init", "ink",
+                       "--steps", "1", "--crop", "32", "--batch", "1", "--no-progress", "--sample-every", "0"])
+    assert status == 0
+    assert "note: --init ink learned the 'ink' filter; these targets are 'inverted'" in capsys.readouterr().err

@@ -25,6 +25,7 @@ import gc
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -44,6 +45,7 @@ from .config import RUNTIME_FIELDS, TrainConfig, check_config
 from .data import CropSampler, PairSet, describe_problems, load_folders
 from .losses import PairCritic, feature_matching, mean_gan_loss, temporal_loss
 from .models import UNetGenerator, build_discriminator, per_scale
+from .provenance import init_record, other_look_notice, targets_made_by
 from .whole_frames import held_out_quality, sample_grid
 
 # g_l1, g_fm, g_temporal unweighted; g and d the totals
@@ -456,6 +458,8 @@ def _train(cfg, session, data, val, resume, stop_after, progress) -> TrainResult
     data, val = _preflight(cfg, data, val)
     if session.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if notice := other_look_notice(cfg.init, data.sources):
+            print(notice, file=sys.stderr)
     trainer = Trainer(cfg, session, data, val, progress)
     if state is not None:
         trainer.restore(state)
@@ -472,24 +476,6 @@ def _train(cfg, session, data, val, resume, stop_after, progress) -> TrainResult
                        trainer.nonfinite_total, trainer.seconds(), session.rank)
 
 
-def _targets_made_by(sources: list[dict]):
-    """The filter (and its parameters) that made the training targets, the look the model
-    imitates: one, or a list where the folders differ ("folder": made elsewhere)."""
-    made = [{"filter": s["filter"], "params": s["params"]} for s in sources if "filter" in s]
-    unique = [m for i, m in enumerate(made) if m not in made[:i]]
-    return unique[0] if len(unique) == 1 else unique or None
-
-
-def _init_record(init: str | None) -> dict | None:
-    """The model a fine-tuning run started from, by name and checksum (not by path)."""
-    if init is None:
-        return None
-    from ..model_file import load
-    model = load(init)
-    return {"model": model.name, "file": Path(init).name if Path(init).exists() else init,
-            "checksum": model.meta["checksum"]["value"]}
-
-
 def _export(trainer: Trainer, quality: dict):
     from postfx.exporters.torch_export import export_torch
     cfg = trainer.cfg
@@ -497,10 +483,10 @@ def _export(trainer: Trainer, quality: dict):
     # replaced by what they named).
     training = {**asdict(cfg), "data": trainer.data.sources, "val": trainer.val.sources if trainer.val else None,
                 "out": Path(cfg.out).name, "run_dir": cfg.resolved_run_dir().name,
-                "targets": _targets_made_by(trainer.data.sources),
+                "targets": targets_made_by(trainer.data.sources),
                 "steps_done": trainer.step, "world_size": trainer.session.world,
                 "train_seconds": round(trainer.seconds(), 1), "pairs": len(trainer.data), "torch": torch.__version__,
-                "init": _init_record(cfg.init),
+                "init": init_record(cfg.init),
                 "losses": f"{cfg.gan_loss} cGAN + {cfg.l1_weight} x L1"
                           + (f" + {cfg.feature_matching} x feature matching" if cfg.feature_matching else "")
                           + (f" + {cfg.temporal} x temporal" if cfg.temporal else ""),

@@ -135,3 +135,14 @@ def test_development_scripts_import_the_installed_package(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "compute ceiling:" in result.stdout
+
+
+def test_demo_flicker_script(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "demo_flicker.py"), "--frames", "3", "--size",
+                             "64x48", "--temporal", "0", "0.5", "--json", "f.json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "f.json").read_text())
+    assert [r["temporal"] for r in figures] == [0.0, 0.5]
+    assert all(r["raw_change"] > 0 and r["ratio"] == r["stylized_change"] / r["raw_change"] for r in figures)
+    assert "| ink | 0.5 |" in result.stdout

@@ -183,3 +183,37 @@ def test_temporal_mode_with_a_time_sliced_network(gl_ctx, scene):
             assert not np.array_equal(out, previous)
             previous = out
     frames.target.release()
+
+
+def rendered_run(ctx, scene, size, start, count):
+    """`count` consecutive frames of the fly-through, each in its own target (replayable)."""
+    runs = []
+    for k in range(count):
+        t = start + k / 30
+        camera, before = scene.camera_path(t), scene.camera_path(t - 1 / 30)
+        target = SceneTarget(ctx, size, motion=True)
+        scene.render(target, camera, t, previous_camera=before, previous_time=t - 1 / 30)
+        runs.append((target, camera))
+    return runs
+
+
+def test_C21_two_temporal_passes_interleaved_keep_their_own_history(gl_ctx, scene):
+    """Two passes in one context, each with its own history, interleaved frame by frame give
+    what each gives alone (C14 for the temporal mode)."""
+    run_a, run_b = rendered_run(gl_ctx, scene, SIZE, START, 3), rendered_run(gl_ctx, scene, (96, 64), 12.0, 3)
+
+    def frame(fx, target, camera):
+        return read(fx.apply(target.color, target.depth, near=camera.near, far=camera.far, motion_tex=target.motion))
+    try:
+        with postfx.PostFX(gl_ctx, "ink", temporal=0.5) as fx:
+            alone_a = [frame(fx, *f) for f in run_a]
+        with postfx.PostFX(gl_ctx, "watercolor", temporal=0.7) as fx:
+            alone_b = [frame(fx, *f) for f in run_b]
+        with postfx.PostFX(gl_ctx, "ink", temporal=0.5) as fx_a, \
+                postfx.PostFX(gl_ctx, "watercolor", temporal=0.7) as fx_b:
+            for i in range(3):
+                assert np.array_equal(frame(fx_b, *run_b[i]), alone_b[i]), f"pass B, frame {i}"
+                assert np.array_equal(frame(fx_a, *run_a[i]), alone_a[i]), f"pass A, frame {i}"
+    finally:
+        for target, _ in run_a + run_b:
+            target.release()

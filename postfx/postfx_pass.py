@@ -240,7 +240,8 @@ class PostFX:
         estimate = {"weights": self._network.weight_bytes_at(run_h, run_w),
                     "activations": self._network.activation_bytes(run_h, run_w),
                     "output": 4 * width * height,
-                    "history": History.bytes(width, height) if self._temporal else 0}
+                    "history": History.bytes(width, height, self._frame_budget_ms is not None)
+                    if self._temporal else 0}
         estimate["total"] = sum(estimate.values())
         return estimate
 
@@ -374,8 +375,15 @@ class PostFX:
         self.ctx.memory_barrier(barrier)
         output, output_fbo = self._output, self._output_fbo
         if temporal:
+            # A network spread over frames shows a result as old as its run: read it where
+            # each pixel was in that run's frame.
+            spread = self._frame_budget_ms is not None
+            if spread:
+                self._history.chain_offsets(self._programs, self._network.limits, motion_tex, run_started=start == 0,
+                                            run_completed=stop == len(self._network.dispatches))
             written = self._history.resolve(self._programs, self._network.limits, self._temporal, motion_tex,
-                                            motion_depth, depth, depth_tex, self._depth_sampler, near, far)
+                                            motion_depth, depth, depth_tex, self._depth_sampler, near, far,
+                                            warp_current=spread)
             self.ctx.memory_barrier(barrier)
             output, output_fbo = self._history.results[written], self._history.framebuffers[written]
         self._latest = output

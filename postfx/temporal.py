@@ -26,6 +26,7 @@ from .errors import InputError
 # files, bilinear sampling across a slope and a 24-bit depth buffer all stay inside it.
 DEPTH_TOLERANCE = 0.02
 DEPTH_SLACK = 2e-4
+LOST = 1.0e4                    # a result offset whose chain broke (shaders/result_offsets.comp)
 # resolve()'s default share of the history (PostFX(temporal=True)): measured on held-out
 # sequences at 30 and 10 fps, the largest weight at which neither the PSNR against the
 # per-frame targets nor the PSNR over fast-moving pixels (ghosting) drops below the pass
@@ -115,15 +116,63 @@ def neighbourhood_range(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.min(shifted, axis=0), np.max(shifted, axis=0)
 
 
-def resolve(current, history, motion, history_depth01=None, *, weight: float = TEMPORAL_WEIGHT) -> np.ndarray:
+def _nearest_on_screen(x: np.ndarray, y: np.ndarray, w: int, h: int):
+    """Pixel coordinates (centres at whole numbers) -> (on screen, column, row) of the
+    nearest pixel, with the edge rule of the GL kernels (the outer edges count)."""
+    inside = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    col = np.clip(np.floor(x + 0.5), 0, w - 1).astype(np.int64)
+    row = np.clip(np.floor(y + 0.5), 0, h - 1).astype(np.int64)
+    return inside, col, row
+
+
+def chain_result_offsets(previous_offsets, motion, *, run_started: bool, run_completed: bool) -> np.ndarray:
+    """One frame of shaders/result_offsets.comp, in image units: for a network spread over
+    frames, the offset (pixels, x right, y down) from each pixel to where it was in the
+    frame of the result shown (channels 0-1) and of the run in flight (2-3), chained
+    through this frame's motion at the nearest pixel. previous_offsets: last frame's
+    (H, W, 4), or None (first frame, resize, reset). LOST where the chain broke (off
+    screen, no previous). -> (H, W, 4) float32."""
+    motion = np.asarray(motion, np.float32)
+    h, w = motion.shape[:2]
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside, col, row = _nearest_on_screen(cols + motion[..., 0], rows + motion[..., 1], w, h)
+    previous = np.full((h, w, 4), LOST, np.float32)
+    if previous_offsets is not None:
+        previous = np.where(inside[..., None], np.asarray(previous_offsets, np.float32)[row, col], previous)
+    lost = lambda o: (np.abs(o) >= LOST / 2).any(axis=-1, keepdims=True)  # noqa: E731
+    step = motion[..., :2]
+    run = np.zeros((h, w, 2), np.float32) if run_started else np.where(lost(previous[..., 2:]), LOST,
+                                                                        step + previous[..., 2:])
+    shown = run if run_completed else np.where(lost(previous[..., :2]), LOST, step + previous[..., :2])
+    return np.concatenate([shown, run], axis=-1).astype(np.float32)
+
+
+def resolve(current, history, motion, history_depth01=None, *, weight: float = TEMPORAL_WEIGHT,
+            current_offsets=None) -> np.ndarray:
     """The temporal pass's blend, in image units (the numpy reference of
     shaders/temporal_resolve.comp): where a pixel has history (reproject: on screen and,
     given the previous depth, not disoccluded), the reprojected history clamped to the
     current frame's 3x3 neighbourhood range is mixed in with `weight`; elsewhere the
-    current frame stays. current / history: (H, W, 3) uint8 or float in [0, 1] -> float32."""
+    current frame stays. current / history: (H, W, 3) uint8 or float in [0, 1] -> float32.
+    current_offsets (a network spread over frames: chain_result_offsets): the current
+    result is read at the nearest pixel to where each pixel was in its frame, unmoved
+    where that is off-screen or lost."""
     cur = _as_float_image(current, "current")
+    if current_offsets is not None:
+        h, w = cur.shape[:2]
+        rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+        offsets = np.asarray(current_offsets, np.float32)
+        inside, col, row = _nearest_on_screen(cols + offsets[..., 0], rows + offsets[..., 1], w, h)
+        # the 3x3 range is taken around the pixel read, as the kernel does
+        centre_rows, centre_cols = np.where(inside, row, rows.astype(np.int64)), np.where(inside, col,
+                                                                                         cols.astype(np.int64))
+        padded = np.pad(cur, [(1, 1), (1, 1), (0, 0)], mode="edge")
+        around = [padded[centre_rows + dy, centre_cols + dx] for dy in range(3) for dx in range(3)]
+        low, high = np.min(around, axis=0), np.max(around, axis=0)
+        cur = cur[centre_rows, centre_cols]
+    else:
+        low, high = neighbourhood_range(cur)
     warped, valid = reproject(history, motion, history_depth01)
-    low, high = neighbourhood_range(cur)
     blended = cur + np.float32(weight) * (np.clip(warped, low, high) - cur)
     return np.where(valid[..., None], blended, cur).astype(np.float32)
 

@@ -15,11 +15,12 @@ BUFFER_BINDINGS = {"SourceA": dispatch.BIND_SOURCE_A, "Source": dispatch.BIND_SO
                    "Weights": dispatch.BIND_WEIGHTS, "Bias": dispatch.BIND_BIAS}
 IMAGE_BINDINGS = {"source_a": dispatch.IMAGE_SOURCE_A, "source_b": dispatch.IMAGE_SOURCE_B,
                   "weight_image": dispatch.IMAGE_WEIGHTS, "output_image": frame_io.IMAGE_OUTPUT,
-                  "network_output": frame_io.IMAGE_NETWORK_OUTPUT}
+                  "network_output": frame_io.IMAGE_NETWORK_OUTPUT, "depth_out": frame_io.IMAGE_DEPTH_OUT,
+                  "offsets_out": frame_io.IMAGE_OFFSETS_OUT}
 NETWORK_SHADERS = ["conv_naive.comp", "conv_tiled.comp", "conv_blocked.comp", "conv_cooperative.comp",
                    "conv_transpose_naive.comp", "conv_transpose_tiled.comp", "conv_transpose_blocked.comp",
                    "conv_transpose_s2_blocked.comp", "conv_transpose_cooperative.comp", "elementwise.comp",
-                   "pack_input.comp", "present.comp"]
+                   "pack_input.comp", "present.comp", "temporal_resolve.comp", "result_offsets.comp"]
 BUFFER = re.compile(r"layout\(std430,\s*binding\s*=\s*(\d+)\)[^{;]*buffer\s+(\w+)")
 IMAGE = re.compile(r"layout\([^)]*binding\s*=\s*(\d+)\)[^;]*uniform\s+image\w+\s+(\w+)")
 LOCAL_SIZE = re.compile(r"local_size_x\s*=\s*(\w+),\s*local_size_y\s*=\s*(\w+)")

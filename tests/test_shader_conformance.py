@@ -160,14 +160,20 @@ def test_C19_what_a_real_build_compiles_is_in_the_catalogue(gl_ctx, monkeypatch)
     limits = DeviceLimits.of(gl_ctx)
     color = gl_ctx.texture((40, 24), 4, np.full((24, 40, 4), 128, np.uint8).tobytes())
     depth = gl_ctx.depth_texture((40, 24), np.full((24, 40), 0.5, np.float32).tobytes())
+    motion = gl_ctx.texture((40, 24), 4, np.zeros((24, 40, 4), np.float32).tobytes(), dtype="f4")
     try:
         for kernels in ("naive", "tiled", "blocked", "cooperative", "optimized"):
             for fp16 in (False, True):
                 with postfx.PostFX(gl_ctx, model, kernels=kernels, fp16=fp16) as fx:
                     fx.apply(color, depth, near=0.1, far=100.0)
+        for budget in (None, 1e-6):                  # temporal: the network whole, and spread over frames
+            with postfx.PostFX(gl_ctx, model, temporal=0.5, frame_budget_ms=budget) as fx:
+                for _ in range(2):
+                    fx.apply(color, depth, near=0.1, far=100.0, motion_tex=motion)
     finally:
         color.release()
         depth.release()
+        motion.release()
     known = catalog.network_programs(model.graph, False, limits) | catalog.network_programs(model.graph, True, limits)
     known |= catalog.pass_programs()
     assert compiled and compiled <= known, f"compiled but not catalogued: {sorted(compiled - known)[:3]}"

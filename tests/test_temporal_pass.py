@@ -10,7 +10,7 @@ from gl_objects import difference, live_gl_objects
 import postfx
 from postfx.errors import InputError
 from postfx.scene import Scene, SceneTarget, linear_depth01
-from postfx.temporal import TEMPORAL_WEIGHT, resolve
+from postfx.temporal import TEMPORAL_WEIGHT, chain_result_offsets, resolve
 
 SIZE = (128, 80)
 START = 5.0
@@ -217,3 +217,71 @@ def test_C21_two_temporal_passes_interleaved_keep_their_own_history(gl_ctx, scen
     finally:
         for target, _ in run_a + run_b:
             target.release()
+
+
+def spread_steps(fx, frames_done: int) -> tuple[bool, bool]:
+    """(run started, run completed) on frame number `frames_done` of a pass spread over
+    frames: the first frame runs (and times) the whole network, then one step a frame."""
+    if frames_done == 0:
+        return True, True
+    step = (frames_done - 1) % fx.frames_per_result
+    return step == 0, step == fx.frames_per_result - 1
+
+
+def test_B1_spread_network_in_temporal_mode_matches_the_reference(gl_ctx, scene):
+    """A network spread over frames (one dispatch a frame) in temporal mode: the offsets to
+    the shown result's frame chain through the motion, and the resolve reads the old
+    result there (postfx.temporal.chain_result_offsets and resolve(current_offsets=))."""
+    frames = Frames(gl_ctx, scene)
+    budget = 1e-6                                        # every dispatch is a step of its own
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.6, frame_budget_ms=budget) as fx, \
+            postfx.PostFX(gl_ctx, "ink", frame_budget_ms=budget) as plain:
+        previous, offsets, moved = None, None, 0
+        for k in range(12):
+            target = frames.next()
+            got = frames.apply(fx, motion_tex=target.motion)
+            shown = frames.apply(plain)                  # the old result, where it was made
+            assert fx.frames_per_result == plain.frames_per_result > 2
+            started, completed = spread_steps(fx, k)
+            motion = target.read_motion()
+            offsets = chain_result_offsets(offsets, motion, run_started=started, run_completed=completed)
+            if k == 0:
+                assert np.array_equal(got, shown)
+            else:
+                want = resolve(shown, previous[0], motion, previous[1], weight=0.6, current_offsets=offsets[..., :2])
+                off = np.abs(got / 255.0 - want).max(axis=-1) > TOLERANCE
+                assert off.mean() < 0.002, f"frame {k}: {off.mean():.2%} of pixels off the reference"
+                moved += int((np.abs(offsets[..., :2]) > 0.5).any(axis=-1).sum())
+            previous = (got, frames.depth01())
+        assert moved > 0                                 # the old results were read elsewhere than in place
+    frames.target.release()
+
+
+def test_a_spread_network_follows_the_motion_in_temporal_mode(gl_ctx, scene):
+    """Spread over 8+ frames, the result shown is that many frames old. Read through the
+    chained offsets it stays close to what the network gives for this frame; unmoved (the
+    same blend without offsets, the reference) or without temporal mode it lags far behind."""
+    frames = Frames(gl_ctx, scene)
+    budget = 1e-6
+    scores = {"spread, temporal": [], "spread, temporal, unmoved": [], "spread": []}
+
+    def psnr(image, reference):
+        return 10 * np.log10(1 / np.mean((image / 255.0 - reference / 255.0) ** 2))
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5, frame_budget_ms=budget) as fx, \
+            postfx.PostFX(gl_ctx, "ink", frame_budget_ms=budget) as plain, postfx.PostFX(gl_ctx, "ink") as fresh:
+        unmoved = None
+        for k in range(20):
+            target = frames.next()
+            got, shown, now = frames.apply(fx, motion_tex=target.motion), frames.apply(plain), frames.apply(fresh)
+            if unmoved is not None:
+                shown_blend = resolve(shown, unmoved[0], target.read_motion(), unmoved[1], weight=0.5) * 255.0
+            else:
+                shown_blend = shown.astype(np.float32)
+            unmoved = (shown_blend / 255.0, frames.depth01())
+            if k > fx.frames_per_result:
+                for name, image in zip(scores, (got, shown_blend, shown), strict=True):
+                    scores[name].append(psnr(image, now))
+    mean = {name: float(np.mean(values)) for name, values in scores.items()}
+    assert mean["spread, temporal"] > mean["spread, temporal, unmoved"] + 3, mean
+    assert mean["spread, temporal"] > mean["spread"] + 3, mean
+    frames.target.release()

@@ -7,7 +7,9 @@ groups are planned here and checked against the device's limits with the layers'
 Besides what a Dispatch binds by name, the pass binds the caller's textures: colour on
 texture unit TEXTURE_COLOR, depth on TEXTURE_DEPTH, motion on TEXTURE_MOTION; the
 output image on IMAGE_OUTPUT; the resolve's inputs on TEXTURE_CURRENT / _HISTORY /
-_HISTORY_DEPTH and the depth it keeps on IMAGE_DEPTH_OUT."""
+_HISTORY_DEPTH and the depth it keeps on IMAGE_DEPTH_OUT; with a network spread over
+frames, the result offsets (shaders/result_offsets.comp) read on TEXTURE_OFFSETS and
+written on IMAGE_OFFSETS_OUT."""
 from __future__ import annotations
 
 from .. import model_format as fmt
@@ -15,8 +17,8 @@ from .dispatch import BIND_DESTINATION, Dispatch, ceil_div
 
 FRAME_GROUP = 8                     # local_size_x = local_size_y of both shaders
 TEXTURE_COLOR, TEXTURE_DEPTH = 0, 1
-TEXTURE_CURRENT, TEXTURE_HISTORY, TEXTURE_HISTORY_DEPTH, TEXTURE_MOTION = 2, 3, 4, 5
-IMAGE_OUTPUT, IMAGE_NETWORK_OUTPUT, IMAGE_DEPTH_OUT = 1, 2, 3
+TEXTURE_CURRENT, TEXTURE_HISTORY, TEXTURE_HISTORY_DEPTH, TEXTURE_MOTION, TEXTURE_OFFSETS = 2, 3, 4, 5, 6
+IMAGE_OUTPUT, IMAGE_NETWORK_OUTPUT, IMAGE_DEPTH_OUT, IMAGE_OFFSETS_OUT = 1, 2, 3, 4
 
 
 def pack_defines(depth_defines: dict, color_linear: bool, fp16: bool) -> dict:
@@ -45,12 +47,20 @@ def present_dispatch(frame_size: tuple[int, int], output_tensor: str, defines: d
                     images={IMAGE_NETWORK_OUTPUT: output_tensor})
 
 
-def resolve_defines(depth_defines: dict, motion_depth: bool) -> dict:
+def resolve_defines(depth_defines: dict, motion_depth: bool, warp_current: bool = False) -> dict:
     """The knobs of temporal_resolve.comp: depth (USE_DEPTH, REVERSED_Z), whether motion
-    carries the previous depth, the disocclusion tolerance of postfx.temporal."""
+    carries the previous depth, the disocclusion tolerance of postfx.temporal, whether the
+    current result is older than the frame (a network spread over frames)."""
     from ..temporal import DEPTH_SLACK, DEPTH_TOLERANCE
     return dict(depth_defines, MOTION_DEPTH=int(motion_depth), DEPTH_TOLERANCE=DEPTH_TOLERANCE,
-                DEPTH_SLACK=DEPTH_SLACK)
+                DEPTH_SLACK=DEPTH_SLACK, WARP_CURRENT=int(warp_current))
+
+
+def offsets_dispatch(frame_size: tuple[int, int], uniforms: dict) -> Dispatch:
+    """shaders/result_offsets.comp: one invocation per frame pixel."""
+    width, height = frame_size
+    return Dispatch("result offsets", "result_offsets.comp", {}, {}, uniforms,
+                    (ceil_div(width, FRAME_GROUP), ceil_div(height, FRAME_GROUP), 1), (FRAME_GROUP, FRAME_GROUP))
 
 
 def resolve_dispatch(frame_size: tuple[int, int], defines: dict, uniforms: dict) -> Dispatch:

@@ -3,7 +3,12 @@ before the blend, the last two results (one is read as history while the other i
 written: no copy per frame) and the normalized linear depth of each, at frame size.
 
 A result is history only for the frame after it, at the same size: resize() drops
-it, and so does reset() (a camera cut)."""
+it, and so does reset() (a camera cut).
+
+With a network spread over several frames, the result shown is older than the frame;
+two RGBA32F textures (made on first use) chain, frame by frame, where each pixel was
+in that result's frame (shaders/result_offsets.comp), and the resolve reads the result
+there."""
 from __future__ import annotations
 
 import moderngl
@@ -15,6 +20,7 @@ from .resources import run_dispatch
 
 GL_R32F = 0x822E
 GL_RGBA8 = 0x8058
+GL_RGBA32F = 0x8814
 
 
 class History:
@@ -27,15 +33,19 @@ class History:
         self.depths: list = []               # 2 x R32F
         self.newest = 0                      # index of the last written result
         self.valid = False                   # the newest result is the previous frame's, at this size
+        self.offsets: list = []              # 2 x RGBA32F result offsets, for a network spread over frames
+        self.newest_offsets = 0
+        self.offsets_valid = False           # the newest offsets are the previous frame's
         with allocating(ctx, "the history sampler objects"):
             self.linear = ctx.sampler(repeat_x=False, repeat_y=False, filter=(moderngl.LINEAR, moderngl.LINEAR))
             self.nearest = ctx.sampler(repeat_x=False, repeat_y=False,
                                        filter=(moderngl.NEAREST, moderngl.NEAREST))
 
     @staticmethod
-    def bytes(width: int, height: int) -> int:
-        """GPU memory it holds at a frame size: three RGBA8 and two R32F textures."""
-        return 20 * width * height
+    def bytes(width: int, height: int, spread: bool = False) -> int:
+        """GPU memory it holds at a frame size: three RGBA8 and two R32F textures, and two
+        RGBA32F for a network spread over frames."""
+        return (20 + (32 if spread else 0)) * width * height
 
     def resize(self, width: int, height: int) -> None:
         if self.size == (width, height):
@@ -54,7 +64,33 @@ class History:
 
     def reset(self) -> None:
         """The next frame starts without history (a cut, a jump of the camera)."""
-        self.valid = False
+        self.valid = self.offsets_valid = False
+
+    def chain_offsets(self, programs, limits: DeviceLimits, motion_tex, *, run_started: bool,
+                      run_completed: bool) -> None:
+        """This frame's result offsets from the last frame's and the motion (a network
+        spread over frames; resolve(warp_current=True) reads them)."""
+        width, height = self.size
+        if not self.offsets:
+            with allocating(self.ctx, f"the {width}x{height} result offsets ({32 * width * height} bytes)"):
+                self.offsets = [self.ctx.texture((width, height), 4, dtype="f4") for _ in range(2)]
+        older = 1 - self.newest_offsets
+        motion_tex.use(frame_io.TEXTURE_MOTION)
+        self.nearest.use(frame_io.TEXTURE_MOTION)
+        self.offsets[self.newest_offsets].use(frame_io.TEXTURE_OFFSETS)
+        self.nearest.use(frame_io.TEXTURE_OFFSETS)
+        self.offsets[older].bind_to_image(frame_io.IMAGE_OFFSETS_OUT, read=False, write=True, format=GL_RGBA32F)
+        dispatch = frame_io.offsets_dispatch(self.size, {
+            "frame_size": self.size, "has_previous": int(self.offsets_valid), "run_started": int(run_started),
+            "run_completed": int(run_completed), "motion_texture": frame_io.TEXTURE_MOTION,
+            "previous_offsets": frame_io.TEXTURE_OFFSETS})
+        check_limits(dispatch, limits)
+        dispatch.program = programs.get(dispatch.shader, dispatch.defines, dispatch.layer)
+        run_dispatch(dispatch, {}, {})
+        for unit in (frame_io.TEXTURE_MOTION, frame_io.TEXTURE_OFFSETS):
+            self.nearest.clear(unit)
+        self.ctx.memory_barrier(moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
+        self.newest_offsets, self.offsets_valid = older, True
 
     def bind(self, units: dict) -> int:
         """Bind the history (the newest result and its depth) and this frame's current output
@@ -72,9 +108,10 @@ class History:
         return older
 
     def resolve(self, programs, limits: DeviceLimits, weight: float, motion_tex, motion_depth: bool,
-                depth: dict, depth_tex, depth_sampler, near, far) -> int:
+                depth: dict, depth_tex, depth_sampler, near, far, warp_current: bool = False) -> int:
         """The temporal blend (shaders/temporal_resolve.comp) of the presented frame (`current`)
-        with the history; returns the index of the result it wrote, the next frame's history."""
+        with the history; returns the index of the result it wrote, the next frame's history.
+        warp_current: read `current` through this frame's offsets (chain_offsets first)."""
         units = {"current": frame_io.TEXTURE_CURRENT, "history": frame_io.TEXTURE_HISTORY,
                  "history_depth": frame_io.TEXTURE_HISTORY_DEPTH, "image_output": frame_io.IMAGE_OUTPUT,
                  "image_depth": frame_io.IMAGE_DEPTH_OUT}
@@ -87,13 +124,20 @@ class History:
             uniforms.update(depth_texture=frame_io.TEXTURE_DEPTH, near_plane=float(near), far_plane=float(far))
         motion_tex.use(frame_io.TEXTURE_MOTION)
         self.nearest.use(frame_io.TEXTURE_MOTION)
+        if warp_current:
+            self.offsets[self.newest_offsets].use(frame_io.TEXTURE_OFFSETS)
+            self.nearest.use(frame_io.TEXTURE_OFFSETS)
+            uniforms["current_offsets"] = frame_io.TEXTURE_OFFSETS
         written = self.bind(units)
-        dispatch = frame_io.resolve_dispatch(self.size, frame_io.resolve_defines(depth, motion_depth), uniforms)
+        dispatch = frame_io.resolve_dispatch(self.size, frame_io.resolve_defines(depth, motion_depth, warp_current),
+                                             uniforms)
         check_limits(dispatch, limits)
         dispatch.program = programs.get(dispatch.shader, dispatch.defines, dispatch.layer)
         run_dispatch(dispatch, {}, {})
         self.unbind(units)
         self.nearest.clear(frame_io.TEXTURE_MOTION)
+        if warp_current:
+            self.nearest.clear(frame_io.TEXTURE_OFFSETS)
         if depth["USE_DEPTH"]:
             depth_sampler.clear(frame_io.TEXTURE_DEPTH)
         self.newest, self.valid = written, True
@@ -104,11 +148,11 @@ class History:
             self.linear.clear(unit)
 
     def release_textures(self) -> None:
-        for obj in [*self.framebuffers, self.current, *self.results, *self.depths]:
+        for obj in [*self.framebuffers, self.current, *self.results, *self.depths, *self.offsets]:
             if obj is not None:
                 obj.release()
-        self.current, self.results, self.depths, self.framebuffers = None, [], [], []
-        self.size, self.valid = None, False
+        self.current, self.results, self.depths, self.framebuffers, self.offsets = None, [], [], [], []
+        self.size, self.valid, self.offsets_valid = None, False, False
 
     def release(self) -> None:
         self.release_textures()

@@ -146,3 +146,14 @@ def test_demo_flicker_script(tmp_path):
     assert [r["temporal"] for r in figures] == [0.0, 0.5]
     assert all(r["raw_change"] > 0 and r["ratio"] == r["stylized_change"] / r["raw_change"] for r in figures)
     assert "| ink | 0.5 |" in result.stdout
+
+
+def test_spread_temporal_script(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "spread_temporal.py"), "--size", "64x48",
+                             "--frames", "12", "--start", "5", "--json", "s.json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (figures,) = json.loads((tmp_path / "s.json").read_text())
+    assert figures["frames_per_result"] > 1 and figures["scored_frames"] > 0
+    assert set(figures["psnr_db_vs_whole_network"]) == {"spread", "spread, temporal 0.5",
+                                                        "spread, temporal 0.5, unmoved"}

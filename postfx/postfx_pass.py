@@ -245,6 +245,17 @@ class PostFX:
         estimate["total"] = sum(estimate.values())
         return estimate
 
+    def _check_memory(self, width: int, height: int, estimate: dict, run_size) -> None:
+        budget = self.memory_budget_bytes
+        if budget is not None and estimate["total"] > budget:
+            raise FrameTooLarge(
+                f"frame {width}x{height} needs an estimated {estimate['total']} bytes "
+                f"({estimate['total'] / 2**20:.1f} MiB) of GPU memory: {estimate['weights']} weights + "
+                f"{estimate['activations']} activations at run size {run_size[1]}x{run_size[0]} + "
+                f"{estimate['output']} output + {estimate['history']} temporal history; over this pass's "
+                f"memory_budget_bytes {budget} ({budget / 2**20:.1f} MiB). Use a smaller internal_scale, "
+                "fp16=True, or a larger budget")
+
     def resize(self, width: int, height: int) -> None:
         """Allocate everything for frames of width x height (apply() does this on a size change).
         A size beyond a device limit or the memory budget is refused before anything is
@@ -263,14 +274,7 @@ class PostFX:
         for frame_dispatch in (frame_io.pack_dispatch((run_w, run_h), {}, {}),
                                frame_io.present_dispatch((width, height), self.model.graph.output, {}, {})):
             check_limits(frame_dispatch, self._network.limits)      # the layers' are checked by the network
-        budget = self.memory_budget_bytes
-        if budget is not None and estimate["total"] > budget:
-            raise FrameTooLarge(
-                f"frame {width}x{height} needs an estimated {estimate['total']} bytes "
-                f"({estimate['total'] / 2**20:.1f} MiB) of GPU memory: {estimate['weights']} weights + "
-                f"{estimate['activations']} activations at run size {run_size[1]}x{run_size[0]} + "
-                f"{estimate['output']} output; over this pass's memory_budget_bytes {budget} "
-                f"({budget / 2**20:.1f} MiB). Use a smaller internal_scale, fp16=True, or a larger budget")
+        self._check_memory(width, height, estimate, run_size)
         self._measured = False
         try:
             if self._frame_size != (width, height):
@@ -316,13 +320,19 @@ class PostFX:
         if isinstance(target, moderngl.Texture) and (target.components != 4 or target.dtype != "f1"):
             raise InputError("a target texture must be RGBA8")      # before any work: a sliced run stays put
         temporal = self._temporal > 0
+        spread = temporal and self._frame_budget_ms is not None    # the result shown is older than the frame
         if temporal:
             motion_depth = pass_inputs.motion_has_depth(self.ctx, motion_tex, (width, height), limits)
         self.resize(width, height)
         if temporal:
+            # Temporal mode or spreading switched on at this size since resize() checked the budget
+            if self._history is None or self._history.size != (width, height) or (spread and not self._history.offsets):
+                self._check_memory(width, height, self.memory_estimate(width, height), self._network.run_size)
             if self._history is None:
                 self._history = History(self.ctx)
             self._history.resize(width, height)
+            if not spread:
+                self._history.drop_offsets()
         run_h, run_w = self._network.run_size
         common = {"frame_size": (width, height), "scaled_size": self._scaled_size, "run_size": (run_w, run_h)}
         fp16 = int(self._network.fp16)
@@ -358,32 +368,34 @@ class PostFX:
             if self._frame_budget_ms is not None:
                 self._next_step = (self._next_step + 1) % len(self._schedule)
 
-        present = frame_io.present_dispatch(
-            (width, height), self.model.graph.output, frame_io.present_defines(color_linear, fp16),
-            {"frame_size": (width, height), "scaled_size": self._scaled_size, "value_range": self.model.output_range,
-             "strength": self._strength, "view_border": self._network.view_border,
-             "color_texture": frame_io.TEXTURE_COLOR})
+        present_uniforms = {"frame_size": (width, height), "scaled_size": self._scaled_size,
+                            "value_range": self.model.output_range, "strength": self._strength,
+                            "view_border": self._network.view_border, "color_texture": frame_io.TEXTURE_COLOR}
+        if spread:
+            # The result shown is as old as its run: present reads it where each pixel was
+            # in that run's frame, chained through the motion.
+            self._history.chain_offsets(self._programs, self._network.limits, motion_tex, run_started=start == 0,
+                                        run_completed=stop == len(self._network.dispatches))
+            self._history.use_offsets(frame_io.TEXTURE_OFFSETS)
+            present_uniforms["result_offsets"] = frame_io.TEXTURE_OFFSETS
+        present = frame_io.present_dispatch((width, height), self.model.graph.output,
+                                            frame_io.present_defines(color_linear, fp16, spread), present_uniforms)
         self._bind_color(color_tex)
         presented = self._history.current if temporal else self._output
         presented.bind_to_image(frame_io.IMAGE_OUTPUT, read=False, write=True, format=GL_RGBA8)
         present.program = self._programs.get(present.shader, present.defines, present.layer)
         run_dispatch(present, {}, self._network.views)
         self._color_sampler.clear(frame_io.TEXTURE_COLOR)     # a bound sampler would override the caller's state
+        if spread:
+            self._history.clear_offsets(frame_io.TEXTURE_OFFSETS)
         # Whoever reads the output next may sample it, blit it or read it back.
         barrier = (moderngl.TEXTURE_FETCH_BARRIER_BIT | moderngl.FRAMEBUFFER_BARRIER_BIT
                    | moderngl.TEXTURE_UPDATE_BARRIER_BIT | moderngl.SHADER_IMAGE_ACCESS_BARRIER_BIT)
         self.ctx.memory_barrier(barrier)
         output, output_fbo = self._output, self._output_fbo
         if temporal:
-            # A network spread over frames shows a result as old as its run: read it where
-            # each pixel was in that run's frame.
-            spread = self._frame_budget_ms is not None
-            if spread:
-                self._history.chain_offsets(self._programs, self._network.limits, motion_tex, run_started=start == 0,
-                                            run_completed=stop == len(self._network.dispatches))
             written = self._history.resolve(self._programs, self._network.limits, self._temporal, motion_tex,
-                                            motion_depth, depth, depth_tex, self._depth_sampler, near, far,
-                                            warp_current=spread)
+                                            motion_depth, depth, depth_tex, self._depth_sampler, near, far)
             self.ctx.memory_barrier(barrier)
             output, output_fbo = self._history.results[written], self._history.framebuffers[written]
         self._latest = output

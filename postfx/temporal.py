@@ -121,7 +121,8 @@ def _nearest_on_screen(x: np.ndarray, y: np.ndarray, w: int, h: int):
     nearest pixel, with the edge rule of the GL kernels (the outer edges count)."""
     inside = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
     col = np.clip(np.floor(x + 0.5), 0, w - 1).astype(np.int64)
-    row = np.clip(np.floor(y + 0.5), 0, h - 1).astype(np.int64)
+    # GL rounds along its own y, which runs bottom-up: a tie goes to the upper pixel
+    row = np.clip(np.ceil(y - 0.5), 0, h - 1).astype(np.int64)
     return inside, col, row
 
 
@@ -147,31 +148,26 @@ def chain_result_offsets(previous_offsets, motion, *, run_started: bool, run_com
     return np.concatenate([shown, run], axis=-1).astype(np.float32)
 
 
-def resolve(current, history, motion, history_depth01=None, *, weight: float = TEMPORAL_WEIGHT,
-            current_offsets=None) -> np.ndarray:
+def read_through_offsets(image, offsets) -> np.ndarray:
+    """A spread network's result as present.comp shows it in temporal mode: each pixel read
+    at the nearest pixel to where it was in the result's frame (offsets: chain_result_offsets'
+    first two channels, pixels), in place where that is off-screen or lost. -> float32."""
+    img = _as_float_image(image, "image")
+    h, w = img.shape[:2]
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    offsets = np.asarray(offsets, np.float32)
+    inside, col, row = _nearest_on_screen(cols + offsets[..., 0], rows + offsets[..., 1], w, h)
+    return img[np.where(inside, row, rows.astype(np.int64)), np.where(inside, col, cols.astype(np.int64))]
+
+
+def resolve(current, history, motion, history_depth01=None, *, weight: float = TEMPORAL_WEIGHT) -> np.ndarray:
     """The temporal pass's blend, in image units (the numpy reference of
     shaders/temporal_resolve.comp): where a pixel has history (reproject: on screen and,
     given the previous depth, not disoccluded), the reprojected history clamped to the
     current frame's 3x3 neighbourhood range is mixed in with `weight`; elsewhere the
-    current frame stays. current / history: (H, W, 3) uint8 or float in [0, 1] -> float32.
-    current_offsets (a network spread over frames: chain_result_offsets): the current
-    result is read at the nearest pixel to where each pixel was in its frame, unmoved
-    where that is off-screen or lost."""
+    current frame stays. current / history: (H, W, 3) uint8 or float in [0, 1] -> float32."""
     cur = _as_float_image(current, "current")
-    if current_offsets is not None:
-        h, w = cur.shape[:2]
-        rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
-        offsets = np.asarray(current_offsets, np.float32)
-        inside, col, row = _nearest_on_screen(cols + offsets[..., 0], rows + offsets[..., 1], w, h)
-        # the 3x3 range is taken around the pixel read, as the kernel does
-        centre_rows, centre_cols = np.where(inside, row, rows.astype(np.int64)), np.where(inside, col,
-                                                                                         cols.astype(np.int64))
-        padded = np.pad(cur, [(1, 1), (1, 1), (0, 0)], mode="edge")
-        around = [padded[centre_rows + dy, centre_cols + dx] for dy in range(3) for dx in range(3)]
-        low, high = np.min(around, axis=0), np.max(around, axis=0)
-        cur = cur[centre_rows, centre_cols]
-    else:
-        low, high = neighbourhood_range(cur)
+    low, high = neighbourhood_range(cur)
     warped, valid = reproject(history, motion, history_depth01)
     blended = cur + np.float32(weight) * (np.clip(warped, low, high) - cur)
     return np.where(valid[..., None], blended, cur).astype(np.float32)

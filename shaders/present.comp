@@ -2,8 +2,17 @@
 // Network output -> the pass's RGBA8 output texture at frame size: map the
 // output range to [0, 1], upsample from the run size (internal scale), blend
 // with the original frame by the effect strength.
+//
+// WARP_RESULT (temporal mode, a network spread over frames): the result is as old as
+// the run that made it; it is read where result_offsets.comp says each pixel was in
+// that run's frame (nearest pixel; in place where that is lost or off-screen), the
+// original frame where the pixel is now.
 #include "common.glsl"
 #include "frame_io.glsl"
+
+#ifndef WARP_RESULT
+#define WARP_RESULT 0
+#endif
 
 layout(local_size_x = 8, local_size_y = 8, local_size_z = 1) in;
 
@@ -23,6 +32,9 @@ uniform ivec2 scaled_size;
 uniform vec2 value_range;       // the model's output range for [0, 1]
 uniform float strength;         // 0 = original frame, 1 = fully stylized
 uniform int view_border;        // b: the view's zero border
+#if WARP_RESULT
+uniform sampler2D result_offsets;   // RGBA32F, xy: texture-coordinate offset to the result's frame; NEAREST
+#endif
 
 vec3 stylized(ivec2 p) {
     vec3 v = imageLoad(network_output, ivec3(p + view_border, 0)).rgb;
@@ -32,8 +44,14 @@ vec3 stylized(ivec2 p) {
 void main() {
     ivec2 pos = ivec2(gl_GlobalInvocationID.xy);
     if (any(greaterThanEqual(pos, frame_size))) return;
-    // pos is a texel (rows bottom-up); the network's rows run top-down.
-    ivec2 top_down = ivec2(pos.x, frame_size.y - 1 - pos.y);
+    ivec2 read_at = pos;            // where the stylized result is read
+#if WARP_RESULT
+    vec2 result_uv = (vec2(pos) + 0.5) / vec2(frame_size) + texelFetch(result_offsets, pos, 0).xy;
+    if (all(greaterThanEqual(result_uv, vec2(0.0))) && all(lessThanEqual(result_uv, vec2(1.0))))
+        read_at = clamp(ivec2(floor(result_uv * vec2(frame_size))), ivec2(0), frame_size - 1);
+#endif
+    // read_at is a texel (rows bottom-up); the network's rows run top-down.
+    ivec2 top_down = ivec2(read_at.x, frame_size.y - 1 - read_at.y);
     vec2 src = clamp((vec2(top_down) + 0.5) * vec2(scaled_size) / vec2(frame_size) - 0.5,
                      vec2(0.0), vec2(scaled_size - 1));
     ivec2 p0 = ivec2(floor(src));

@@ -9,18 +9,11 @@
 //
 // Writes the result (the pass's output) and this frame's normalized linear
 // depth, the next frame's history.
-//
-// WARP_CURRENT (a network spread over frames): the presented result is older than
-// this frame; it is read where result_offsets.comp says each pixel was in the
-// result's frame (nearest texel), and left unmoved where that is lost or off-screen.
 #ifndef USE_DEPTH
 #define USE_DEPTH 1           // 0: no depth texture; history is kept by the clamp alone
 #endif
 #ifndef MOTION_DEPTH
 #define MOTION_DEPTH 1        // 1: motion.z is the depth the surface had last frame; 0: assume today's
-#endif
-#ifndef WARP_CURRENT
-#define WARP_CURRENT 0        // 1: read the current result through current_offsets
 #endif
 #ifndef DEPTH_TOLERANCE
 #define DEPTH_TOLERANCE 0.02  // relative, plus DEPTH_SLACK (postfx/temporal.py)
@@ -36,9 +29,6 @@ uniform sampler2D current_texture;   // this frame's stylized output (RGBA8), NE
 uniform sampler2D history_texture;   // last frame's result (RGBA8), LINEAR, clamped to the edge
 uniform sampler2D history_depth;     // last frame's normalized linear depth (R32F), LINEAR
 uniform sampler2D motion_texture;    // xy: previous minus current texture coordinate; z: see MOTION_DEPTH
-#if WARP_CURRENT
-uniform sampler2D current_offsets;   // this frame's result offsets (RGBA32F, xy), NEAREST
-#endif
 layout(rgba8, binding = 1) writeonly uniform image2D output_image;
 #if USE_DEPTH
 layout(r32f, binding = 3) writeonly uniform image2D depth_out;
@@ -51,13 +41,7 @@ uniform int has_history;             // 0 on the first frame, after a resize or 
 void main() {
     ivec2 pos = ivec2(gl_GlobalInvocationID.xy);
     if (any(greaterThanEqual(pos, frame_size))) return;
-    ivec2 centre = pos;                  // where the current result is read
-#if WARP_CURRENT
-    vec2 result_uv = (vec2(pos) + 0.5) / vec2(frame_size) + texelFetch(current_offsets, pos, 0).xy;
-    if (all(greaterThanEqual(result_uv, vec2(0.0))) && all(lessThanEqual(result_uv, vec2(1.0))))
-        centre = clamp(ivec2(floor(result_uv * vec2(frame_size))), ivec2(0), frame_size - 1);
-#endif
-    vec3 current = texelFetch(current_texture, centre, 0).rgb;
+    vec3 current = texelFetch(current_texture, pos, 0).rgb;
 #if USE_DEPTH
     float depth = frame_linear_depth(pos);
     imageStore(depth_out, pos, vec4(depth, 0.0, 0.0, 0.0));
@@ -81,7 +65,7 @@ void main() {
         vec3 low = current, high = current;
         for (int dy = -1; dy <= 1; ++dy)
             for (int dx = -1; dx <= 1; ++dx) {
-                vec3 c = texelFetch(current_texture, clamp(centre + ivec2(dx, dy), ivec2(0), frame_size - 1), 0).rgb;
+                vec3 c = texelFetch(current_texture, clamp(pos + ivec2(dx, dy), ivec2(0), frame_size - 1), 0).rgb;
                 low = min(low, c);
                 high = max(high, c);
             }

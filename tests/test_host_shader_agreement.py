@@ -47,7 +47,8 @@ DEFAULT_LOCAL_SIZE = dispatch.Dispatch.__dataclass_fields__["local_size"].defaul
 @pytest.mark.parametrize("shader,planned", [
     ("conv_naive.comp", DEFAULT_LOCAL_SIZE), ("conv_transpose_naive.comp", DEFAULT_LOCAL_SIZE),
     ("elementwise.comp", DEFAULT_LOCAL_SIZE), ("conv_tiled.comp", TiledConv.local_size),
-    ("pack_input.comp", (frame_io.FRAME_GROUP,) * 2), ("present.comp", (frame_io.FRAME_GROUP,) * 2)])
+    ("pack_input.comp", (frame_io.FRAME_GROUP,) * 2), ("present.comp", (frame_io.FRAME_GROUP,) * 2),
+    ("temporal_resolve.comp", (frame_io.FRAME_GROUP,) * 2), ("result_offsets.comp", (frame_io.FRAME_GROUP,) * 2)])
 def test_work_group_sizes_agree_with_the_planners(shader, planned):
     """Where a shader fixes its work group (not a LOCAL_SIZE / GROUP_X knob), the planner
     divides by the same numbers."""

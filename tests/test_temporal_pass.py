@@ -10,11 +10,12 @@ from gl_objects import difference, live_gl_objects
 import postfx
 from postfx.errors import InputError
 from postfx.scene import Scene, SceneTarget, linear_depth01
-from postfx.temporal import TEMPORAL_WEIGHT, chain_result_offsets, resolve
+from postfx.temporal import TEMPORAL_WEIGHT, chain_result_offsets, read_through_offsets, resolve
 
 SIZE = (128, 80)
 START = 5.0
 TOLERANCE = 1.5 / 255           # the GL blend of RGBA8 values vs the float reference, rounding included
+SPREAD = 1e-6                   # a frame budget so small that every dispatch is a step of its own
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,8 @@ def test_C21_temporal_mode_leaks_nothing(gl_ctx, scene):
     frames.next()
     before = live_gl_objects()
     with postfx.PostFX(gl_ctx, "ink", temporal=0.5, kernels="naive") as fx:
-        for size in (SIZE, (96, 64)):
+        for size, budget in ((SIZE, None), ((96, 64), SPREAD), (SIZE, SPREAD)):
+            fx.frame_budget_ms = budget
             texture_frames = Frames(gl_ctx, scene, size)
             for _ in range(2):
                 target = texture_frames.next()
@@ -219,41 +221,79 @@ def test_C21_two_temporal_passes_interleaved_keep_their_own_history(gl_ctx, scen
             target.release()
 
 
-def spread_steps(fx, frames_done: int) -> tuple[bool, bool]:
-    """(run started, run completed) on frame number `frames_done` of a pass spread over
-    frames: the first frame runs (and times) the whole network, then one step a frame."""
-    if frames_done == 0:
-        return True, True
-    step = (frames_done - 1) % fx.frames_per_result
-    return step == 0, step == fx.frames_per_result - 1
+def run_spread_against_the_reference(gl_ctx, frames, fx, plain, count, *, first_step=0, measured_first=True,
+                                     strength=1.0):
+    """`count` frames through `fx` (temporal, spread over frames) checked against the
+    references: offsets chained (chain_result_offsets), the old result read through them
+    (read_through_offsets) and blended with the original by `strength`, then resolved with
+    the history. `plain`: the same network spread the same way at strength 1, no temporal
+    mode (the old result where it was made). Returns how many pixels read elsewhere."""
+    previous, offsets, moved = None, None, 0
+    for k in range(count):
+        target = frames.next()
+        got = frames.apply(fx, motion_tex=target.motion)
+        shown = frames.apply(plain)
+        assert fx.frames_per_result == plain.frames_per_result > 2
+        if measured_first and k == 0:
+            started = completed = True
+        else:
+            step = (k - (1 if measured_first else 0) + first_step) % fx.frames_per_result
+            started, completed = step == 0, step == fx.frames_per_result - 1
+        motion = target.read_motion()
+        offsets = chain_result_offsets(offsets, motion, run_started=started, run_completed=completed)
+        current = read_through_offsets(shown, offsets[..., :2])
+        if strength != 1.0:
+            original = read(target.color) / 255.0
+            current = original + np.float32(strength) * (current - original)
+        want = current if previous is None else resolve(current, previous[0], motion, previous[1],
+                                                         weight=fx.temporal)
+        off = np.abs(got / 255.0 - want).max(axis=-1) > TOLERANCE
+        assert off.mean() < 0.0005, f"frame {k}: {off.mean():.3%} of pixels off the reference"
+        moved += int((np.abs(offsets[..., :2]) > 0.5).any(axis=-1).sum())
+        previous = (got, frames.depth01())
+    return moved
 
 
 def test_B1_spread_network_in_temporal_mode_matches_the_reference(gl_ctx, scene):
     """A network spread over frames (one dispatch a frame) in temporal mode: the offsets to
-    the shown result's frame chain through the motion, and the resolve reads the old
-    result there (postfx.temporal.chain_result_offsets and resolve(current_offsets=))."""
+    the shown result's frame chain through the motion, and present reads the old result
+    there (postfx.temporal.chain_result_offsets, read_through_offsets), over two whole runs."""
     frames = Frames(gl_ctx, scene)
-    budget = 1e-6                                        # every dispatch is a step of its own
-    with postfx.PostFX(gl_ctx, "ink", temporal=0.6, frame_budget_ms=budget) as fx, \
-            postfx.PostFX(gl_ctx, "ink", frame_budget_ms=budget) as plain:
-        previous, offsets, moved = None, None, 0
-        for k in range(12):
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.6, frame_budget_ms=SPREAD) as fx, \
+            postfx.PostFX(gl_ctx, "ink", frame_budget_ms=SPREAD) as plain:
+        assert run_spread_against_the_reference(gl_ctx, frames, fx, plain, 18) > 0
+        assert fx.frames_per_result <= 8                      # 18 frames: the measured one and two runs
+    frames.target.release()
+
+
+def test_strength_blends_the_original_where_it_is_now(gl_ctx, scene):
+    """With strength < 1, the old result moves with the picture and the original frame is
+    blended in where the pixel is now (not moved with the result)."""
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5, frame_budget_ms=SPREAD, strength=0.5) as fx, \
+            postfx.PostFX(gl_ctx, "ink", frame_budget_ms=SPREAD) as plain:
+        assert run_spread_against_the_reference(gl_ctx, frames, fx, plain, 12, strength=0.5) > 0
+    frames.target.release()
+
+
+def test_C21_spreading_switched_off_and_on_starts_a_new_chain(gl_ctx, scene):
+    """Run whole for a while, the offsets are dropped (and their textures freed); spread
+    again, the chain starts afresh instead of from offsets many frames old."""
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=0.5, frame_budget_ms=SPREAD) as fx, \
+            postfx.PostFX(gl_ctx, "ink", frame_budget_ms=SPREAD) as plain:
+        run_spread_against_the_reference(gl_ctx, frames, fx, plain, 4)
+        spread_objects = live_gl_objects()
+        fx.frame_budget_ms = plain.frame_budget_ms = None
+        for _ in range(3):
             target = frames.next()
-            got = frames.apply(fx, motion_tex=target.motion)
-            shown = frames.apply(plain)                  # the old result, where it was made
-            assert fx.frames_per_result == plain.frames_per_result > 2
-            started, completed = spread_steps(fx, k)
-            motion = target.read_motion()
-            offsets = chain_result_offsets(offsets, motion, run_started=started, run_completed=completed)
-            if k == 0:
-                assert np.array_equal(got, shown)
-            else:
-                want = resolve(shown, previous[0], motion, previous[1], weight=0.6, current_offsets=offsets[..., :2])
-                off = np.abs(got / 255.0 - want).max(axis=-1) > TOLERANCE
-                assert off.mean() < 0.002, f"frame {k}: {off.mean():.2%} of pixels off the reference"
-                moved += int((np.abs(offsets[..., :2]) > 0.5).any(axis=-1).sum())
-            previous = (got, frames.depth01())
-        assert moved > 0                                 # the old results were read elsewhere than in place
+            frames.apply(fx, motion_tex=target.motion)
+            frames.apply(plain)
+        # the two offset textures freed (a present program without offsets is compiled once)
+        assert difference(live_gl_objects(), spread_objects).get("texture") == -2
+        fx.frame_budget_ms = plain.frame_budget_ms = SPREAD       # both: a new run from the next frame
+        fx.reset_history()                                        # the check below starts without history
+        assert run_spread_against_the_reference(gl_ctx, frames, fx, plain, 10, measured_first=False) > 0
     frames.target.release()
 
 

@@ -37,19 +37,19 @@ def network_programs(graph: fmt.Graph, fp16: bool, limits: DeviceLimits) -> set[
 
 def pass_programs() -> set[Program]:
     """pack_input / present for every colour encoding, depth mode and precision the pass uses,
-    and the temporal resolve for every depth mode, with and without depth in the motion, for
-    a network run whole or spread over frames (with its result offsets)."""
+    (present also reading a spread network's result through its offsets), and the temporal
+    resolve for every depth mode, with and without depth in the motion."""
     from .frame_io import pack_defines, present_defines, resolve_defines
     depth_modes = [{"USE_DEPTH": 0}, {"USE_DEPTH": 1, "REVERSED_Z": 0}, {"USE_DEPTH": 1, "REVERSED_Z": 1}]
     out = set()
     for fp16 in (False, True):
         for linear in (False, True):
-            out.add(program_key("present.comp", present_defines(linear, fp16)))
+            for warp_result in (False, True):
+                out.add(program_key("present.comp", present_defines(linear, fp16, warp_result)))
             for depth in depth_modes:
                 out.add(program_key("pack_input.comp", pack_defines(depth, linear, fp16)))
     for depth in depth_modes:
         for motion_depth in (False, True):
-            for warp_current in (False, True):
-                out.add(program_key("temporal_resolve.comp", resolve_defines(depth, motion_depth, warp_current)))
+            out.add(program_key("temporal_resolve.comp", resolve_defines(depth, motion_depth)))
     out.add(program_key("result_offsets.comp", {}))
     return out

@@ -8,8 +8,8 @@ Besides what a Dispatch binds by name, the pass binds the caller's textures: col
 texture unit TEXTURE_COLOR, depth on TEXTURE_DEPTH, motion on TEXTURE_MOTION; the
 output image on IMAGE_OUTPUT; the resolve's inputs on TEXTURE_CURRENT / _HISTORY /
 _HISTORY_DEPTH and the depth it keeps on IMAGE_DEPTH_OUT; with a network spread over
-frames, the result offsets (shaders/result_offsets.comp) read on TEXTURE_OFFSETS and
-written on IMAGE_OFFSETS_OUT."""
+frames, the result offsets (shaders/result_offsets.comp) written on IMAGE_OFFSETS_OUT and
+read on TEXTURE_OFFSETS (by the next frame's chain, and by present)."""
 from __future__ import annotations
 
 from .. import model_format as fmt
@@ -27,9 +27,10 @@ def pack_defines(depth_defines: dict, color_linear: bool, fp16: bool) -> dict:
     return dict(depth_defines, COLOR_LINEAR=int(color_linear), STORAGE_FP16=int(fp16))
 
 
-def present_defines(color_linear: bool, fp16: bool) -> dict:
-    """The knobs of present.comp."""
-    return {"COLOR_LINEAR": int(color_linear), "STORAGE_FP16": int(fp16)}
+def present_defines(color_linear: bool, fp16: bool, warp_result: bool = False) -> dict:
+    """The knobs of present.comp; warp_result: read the result through the result offsets
+    (temporal mode, a network spread over frames)."""
+    return {"COLOR_LINEAR": int(color_linear), "STORAGE_FP16": int(fp16), "WARP_RESULT": int(warp_result)}
 
 
 def pack_dispatch(run_size: tuple[int, int], defines: dict, uniforms: dict) -> Dispatch:
@@ -47,13 +48,12 @@ def present_dispatch(frame_size: tuple[int, int], output_tensor: str, defines: d
                     images={IMAGE_NETWORK_OUTPUT: output_tensor})
 
 
-def resolve_defines(depth_defines: dict, motion_depth: bool, warp_current: bool = False) -> dict:
+def resolve_defines(depth_defines: dict, motion_depth: bool) -> dict:
     """The knobs of temporal_resolve.comp: depth (USE_DEPTH, REVERSED_Z), whether motion
-    carries the previous depth, the disocclusion tolerance of postfx.temporal, whether the
-    current result is older than the frame (a network spread over frames)."""
+    carries the previous depth, the disocclusion tolerance of postfx.temporal."""
     from ..temporal import DEPTH_SLACK, DEPTH_TOLERANCE
     return dict(depth_defines, MOTION_DEPTH=int(motion_depth), DEPTH_TOLERANCE=DEPTH_TOLERANCE,
-                DEPTH_SLACK=DEPTH_SLACK, WARP_CURRENT=int(warp_current))
+                DEPTH_SLACK=DEPTH_SLACK)
 
 
 def offsets_dispatch(frame_size: tuple[int, int], uniforms: dict) -> Dispatch:

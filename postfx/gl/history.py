@@ -7,7 +7,7 @@ it, and so does reset() (a camera cut).
 
 With a network spread over several frames, the result shown is older than the frame;
 two RGBA32F textures (made on first use) chain, frame by frame, where each pixel was
-in that result's frame (shaders/result_offsets.comp), and the resolve reads the result
+in that result's frame (shaders/result_offsets.comp), and present.comp reads the result
 there."""
 from __future__ import annotations
 
@@ -69,11 +69,17 @@ class History:
     def chain_offsets(self, programs, limits: DeviceLimits, motion_tex, *, run_started: bool,
                       run_completed: bool) -> None:
         """This frame's result offsets from the last frame's and the motion (a network
-        spread over frames; resolve(warp_current=True) reads them)."""
+        spread over frames; present reads them: use_offsets)."""
         width, height = self.size
         if not self.offsets:
-            with allocating(self.ctx, f"the {width}x{height} result offsets ({32 * width * height} bytes)"):
-                self.offsets = [self.ctx.texture((width, height), 4, dtype="f4") for _ in range(2)]
+            try:
+                for _ in range(2):
+                    with allocating(self.ctx, f"the {width}x{height} result offsets ({16 * width * height} bytes)"):
+                        self.offsets.append(self.ctx.texture((width, height), 4, dtype="f4"))
+            except BaseException:
+                self.drop_offsets()
+                raise
+            self.offsets_valid = False
         older = 1 - self.newest_offsets
         motion_tex.use(frame_io.TEXTURE_MOTION)
         self.nearest.use(frame_io.TEXTURE_MOTION)
@@ -107,11 +113,24 @@ class History:
         self.depths[older].bind_to_image(units["image_depth"], read=False, write=True, format=GL_R32F)
         return older
 
+    def use_offsets(self, unit: int) -> None:
+        """This frame's result offsets for reading (present.comp), NEAREST; clear_offsets after."""
+        self.offsets[self.newest_offsets].use(unit)
+        self.nearest.use(unit)
+
+    def clear_offsets(self, unit: int) -> None:
+        self.nearest.clear(unit)
+
+    def drop_offsets(self) -> None:
+        """The network runs whole again: the chain is broken, and its textures are freed."""
+        for texture in self.offsets:
+            texture.release()
+        self.offsets, self.offsets_valid = [], False
+
     def resolve(self, programs, limits: DeviceLimits, weight: float, motion_tex, motion_depth: bool,
-                depth: dict, depth_tex, depth_sampler, near, far, warp_current: bool = False) -> int:
+                depth: dict, depth_tex, depth_sampler, near, far) -> int:
         """The temporal blend (shaders/temporal_resolve.comp) of the presented frame (`current`)
-        with the history; returns the index of the result it wrote, the next frame's history.
-        warp_current: read `current` through this frame's offsets (chain_offsets first)."""
+        with the history; returns the index of the result it wrote, the next frame's history."""
         units = {"current": frame_io.TEXTURE_CURRENT, "history": frame_io.TEXTURE_HISTORY,
                  "history_depth": frame_io.TEXTURE_HISTORY_DEPTH, "image_output": frame_io.IMAGE_OUTPUT,
                  "image_depth": frame_io.IMAGE_DEPTH_OUT}
@@ -124,20 +143,13 @@ class History:
             uniforms.update(depth_texture=frame_io.TEXTURE_DEPTH, near_plane=float(near), far_plane=float(far))
         motion_tex.use(frame_io.TEXTURE_MOTION)
         self.nearest.use(frame_io.TEXTURE_MOTION)
-        if warp_current:
-            self.offsets[self.newest_offsets].use(frame_io.TEXTURE_OFFSETS)
-            self.nearest.use(frame_io.TEXTURE_OFFSETS)
-            uniforms["current_offsets"] = frame_io.TEXTURE_OFFSETS
         written = self.bind(units)
-        dispatch = frame_io.resolve_dispatch(self.size, frame_io.resolve_defines(depth, motion_depth, warp_current),
-                                             uniforms)
+        dispatch = frame_io.resolve_dispatch(self.size, frame_io.resolve_defines(depth, motion_depth), uniforms)
         check_limits(dispatch, limits)
         dispatch.program = programs.get(dispatch.shader, dispatch.defines, dispatch.layer)
         run_dispatch(dispatch, {}, {})
         self.unbind(units)
         self.nearest.clear(frame_io.TEXTURE_MOTION)
-        if warp_current:
-            self.nearest.clear(frame_io.TEXTURE_OFFSETS)
         if depth["USE_DEPTH"]:
             depth_sampler.clear(frame_io.TEXTURE_DEPTH)
         self.newest, self.valid = written, True

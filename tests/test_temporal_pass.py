@@ -325,3 +325,27 @@ def test_a_spread_network_follows_the_motion_in_temporal_mode(gl_ctx, scene):
     assert mean["spread, temporal"] > mean["spread, temporal, unmoved"] + 3, mean
     assert mean["spread, temporal"] > mean["spread"] + 3, mean
     frames.target.release()
+
+
+def test_C6_temporal_history_switched_on_later_is_checked_against_the_memory_budget(gl_ctx, scene):
+    """The budget holds the frame without history; switching the temporal mode on (or
+    spreading the network, which adds the result offsets) at the same size is refused
+    before anything is allocated."""
+    frames = Frames(gl_ctx, scene)
+    target = frames.next()
+    with postfx.PostFX(gl_ctx, "ink") as fx:
+        fx.memory_budget_bytes = fx.memory_estimate(*SIZE)["total"] + 16
+        frames.apply(fx)
+        before = live_gl_objects()
+        fx.temporal = 0.5
+        with pytest.raises(postfx.errors.FrameTooLarge, match="temporal history"):
+            frames.apply(fx, motion_tex=target.motion)
+        assert difference(live_gl_objects(), before) == {} and gl_ctx.error == "GL_NO_ERROR"
+        fx.memory_budget_bytes = fx.memory_estimate(*SIZE)["total"] + 16    # history fits, offsets do not
+        frames.apply(fx, motion_tex=target.motion)
+        fx.frame_budget_ms = SPREAD
+        before = live_gl_objects()
+        with pytest.raises(postfx.errors.FrameTooLarge, match="temporal history"):
+            frames.apply(fx, motion_tex=target.motion)
+        assert difference(live_gl_objects(), before) == {} and gl_ctx.error == "GL_NO_ERROR"
+    frames.target.release()

@@ -176,7 +176,8 @@ class PostFX:
         consecutive steps that fit the budget (one over it gets a step alone). Each later
         apply() runs the next step; the input is read from the frame at a run's first
         step, and until its last step the output shows the last complete result, blended
-        with the current frame by `strength`. Packing the input and presenting run every
+        with the current frame by `strength` (in temporal mode moved along with the motion
+        since its run's input: shaders/result_offsets.comp). Packing the input and presenting run every
         frame on top of the budget. Setting it re-schedules from the stored timings and
         starts a new run at the next apply(); a resize re-measures."""
         return self._frame_budget_ms

@@ -17,9 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # pytest runs, each a list of arguments (one -k per run: a second would replace the first)
 SUBSET = [["tests/test_gl_ops.py", "-k", "B1_conv and (naive or blocked or cooperative) or B4 or B5"],
-          ["tests/test_gl_network.py", "-k", "B2 and not 256x256 and not 1280"]]
+          ["tests/test_gl_network.py", "-k", "B2 and not 256x256 and not 1280"],
+          ["tests/test_temporal_pass.py", "-k", "B1"]]
 FULL = [["tests/test_gl_ops.py", "tests/test_gl_network.py", "tests/test_gl_norm.py", "tests/test_tuner.py"],
-        ["tests/test_driver.py", "-k", "not C20"]]
+        ["tests/test_driver.py", "-k", "not C20"], ["tests/test_temporal_pass.py", "tests/test_scene_motion.py"]]
 LAVAPIPE = glob.glob("/usr/share/vulkan/icd.d/lvp_icd*.json")
 
 

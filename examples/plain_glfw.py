@@ -1,10 +1,13 @@
 """postfx inside a renderer of your own: plain moderngl + glfw, OpenGL 4.3 core.
 
 The scene (lit boxes turning on a ground plane) stands for your renderer: it draws
-into an offscreen framebuffer with an RGBA8 colour texture and a depth texture.
+into an offscreen framebuffer with an RGBA8 colour texture, a depth texture and, as
+renderers with temporal anti-aliasing do, an RG32F motion texture (each pixel's
+previous minus current texture coordinate, from each box's previous transform).
 The three lines marked `postfx` are all the pass adds.
 
     python3 examples/plain_glfw.py                                  # a window; Esc quits
+    python3 examples/plain_glfw.py --temporal 0.5                   # steadier: history, moved by the motion
     python3 examples/plain_glfw.py --frames 30 --screenshot shot.png --size 320x192
 """
 import argparse
@@ -31,22 +34,31 @@ VERTEX_SHADER = """
 #version 430
 uniform mat4 view_projection;
 uniform mat4 model;
+uniform mat4 previous_model;                // last frame's transform (the camera stands still here)
 in vec3 in_position;
 in vec3 in_normal;
 out vec3 normal;
+out vec4 clip_now;
+out vec4 clip_before;
 void main() {
     normal = mat3(model) * in_normal;       // rotations and axis scales keep box normals right
-    gl_Position = view_projection * model * vec4(in_position, 1.0);
+    clip_now = view_projection * model * vec4(in_position, 1.0);
+    clip_before = view_projection * previous_model * vec4(in_position, 1.0);
+    gl_Position = clip_now;
 }
 """
 FRAGMENT_SHADER = """
 #version 430
 uniform vec3 color;
 in vec3 normal;
-out vec4 frag_color;
+in vec4 clip_now;
+in vec4 clip_before;
+layout(location = 0) out vec4 frag_color;
+layout(location = 1) out vec2 frag_motion;  // texture coordinate then minus now (y up)
 void main() {
     float sun = max(dot(normalize(normal), normalize(vec3(0.4, 0.8, 0.3))), 0.0);
     frag_color = vec4(color * (0.3 + 0.7 * sun), 1.0);
+    frag_motion = 0.5 * (clip_before.xy / clip_before.w - clip_now.xy / clip_now.w);
 }
 """
 
@@ -87,15 +99,18 @@ def box_matrix(centre, size, angle: float) -> np.ndarray:
     return model
 
 
-def draw_scene(ctx, fbo, program, cube, size, frame: int) -> None:
+def draw_scene(ctx, fbo, motion_fbo, program, cube, size, frame: int) -> None:
+    fbo.clear(0.55, 0.72, 0.9, 1.0, depth=1.0)          # the sky (a clear sets every colour attachment)
+    motion_fbo.clear(0.0, 0.0, 0.0, 0.0)                 # the sky does not move
     fbo.use()
     ctx.viewport = (0, 0, *size)
     ctx.enable(moderngl.DEPTH_TEST)
-    fbo.clear(0.55, 0.72, 0.9, 1.0, depth=1.0)
     camera = perspective(np.radians(50), size[0] / size[1], NEAR, FAR) @ look_at((1.0, 4.5, 7.5), (0.0, 0.6, 0.0))
     program["view_projection"].write(camera.T.astype("f4").tobytes())    # GLSL reads matrices column by column
     for centre, box_size, colour, rate in BOXES:
         program["model"].write(box_matrix(centre, box_size, rate * (0.5 + SPIN * frame)).T.astype("f4").tobytes())
+        before = box_matrix(centre, box_size, rate * (0.5 + SPIN * (frame - 1)))
+        program["previous_model"].write(before.T.astype("f4").tobytes())
         program["color"] = colour
         cube.render()
 
@@ -113,6 +128,8 @@ def main() -> None:
     parser.add_argument("--style", default=postfx.DEFAULT_STYLE, help="bundled style name or .safetensors file")
     parser.add_argument("--strength", type=float, default=1.0, help="0 = original, 1 = stylized")
     parser.add_argument("--no-effect", action="store_true", help="show the raw render (no pass)")
+    parser.add_argument("--temporal", type=float, default=0.0,
+                        help="history weight of the pass's temporal mode (0 = off; 0.5 is its default)")
     args = parser.parse_args()
     width, height = (int(n) for n in args.size.split("x"))
 
@@ -130,22 +147,27 @@ def main() -> None:
     ctx = moderngl.create_context(require=430)
     size = glfw.get_framebuffer_size(window)   # pixels, which HiDPI screens make larger than the window
 
-    # Your renderer: an offscreen frame with an RGBA8 colour texture and a depth texture.
-    color, depth = ctx.texture(size, 4), ctx.depth_texture(size)
-    scene_fbo = ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+    # Your renderer: an offscreen frame with an RGBA8 colour texture, an RG32F motion
+    # texture and a depth texture.
+    color, motion, depth = ctx.texture(size, 4), ctx.texture(size, 2, dtype="f4"), ctx.depth_texture(size)
+    scene_fbo = ctx.framebuffer(color_attachments=[color, motion], depth_attachment=depth)
+    color_fbo = ctx.framebuffer(color_attachments=[color])    # the colour alone, to show the raw frame
+    motion_fbo = ctx.framebuffer(color_attachments=[motion])  # the motion alone, to clear it to 0
     program = ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
     cube = ctx.vertex_array(program, [(ctx.buffer(cube_mesh()), "3f 3f", "in_position", "in_normal")])
 
-    fx = postfx.PostFX(ctx, postfx.load(args.style), strength=args.strength)   # postfx 1/3: once
+    fx = postfx.PostFX(ctx, postfx.load(args.style), strength=args.strength,   # postfx 1/3: once
+                       temporal=args.temporal)
 
     frame, start = 0, time.perf_counter()
     while not glfw.window_should_close(window) and frame != args.frames:
         glfw.poll_events()
-        draw_scene(ctx, scene_fbo, program, cube, size, frame)
+        draw_scene(ctx, scene_fbo, motion_fbo, program, cube, size, frame)
         if args.no_effect:
-            ctx.copy_framebuffer(ctx.screen, scene_fbo)
+            ctx.copy_framebuffer(ctx.screen, color_fbo)
         else:
-            fx.apply(color, depth, near=NEAR, far=FAR, target=ctx.screen)   # postfx 2/3: every frame
+            fx.apply(color, depth, near=NEAR, far=FAR, target=ctx.screen,   # postfx 2/3: every frame
+                     motion_tex=motion)                     # read in temporal mode only
         frame += 1
         if frame == args.frames and args.screenshot:     # the back buffer, before the swap shows it
             pixels = np.frombuffer(ctx.screen.read(viewport=(0, 0, *size), components=3), np.uint8)

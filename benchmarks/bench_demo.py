@@ -5,6 +5,7 @@ video encoder (encoding is not timed).
 
     python3 benchmarks/bench_demo.py                        # 640x360, scales 1, 0.75, 0.5, fp32 and fp16
     python3 benchmarks/bench_demo.py --size 1280x720 --no-fp16 --json demo.json
+    python3 benchmarks/bench_demo.py --scales 1 --no-fp16 --temporal 0 0.5    # the temporal mode's cost
 
 Timing: ctx.finish() + wall clock (timer queries read ~0 on llvmpipe). A frame
 is timed from a finished pipeline to the stylized pixels in host memory; the
@@ -66,6 +67,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--style", default=DEFAULT_STYLE, help=f"bundled style or model file ({DEFAULT_STYLE})")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.75, 0.5], help="internal scales")
     parser.add_argument("--no-fp16", action="store_true", help="fp32 activation storage only")
+    parser.add_argument("--temporal", type=float, nargs="+", default=[0.0],
+                        help="temporal-mode history weights to run (0 = off; default: off only)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames per configuration first")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per configuration")
     parser.add_argument("--rounds", type=int, default=3, help="turns each configuration takes")
@@ -77,48 +80,52 @@ def main(argv=None) -> dict:
     ctx = headless_context()
     storages = [False] if args.no_fp16 else [False, True]
     load_before = os.getloadavg()
-    demos = {fp16: DemoFrame(ctx, args.size, style=args.style, fp16=fp16) for fp16 in storages}
-    configs = [(scale, fp16) for fp16 in storages for scale in args.scales]
+    demos = {(fp16, weight): DemoFrame(ctx, args.size, style=args.style, fp16=fp16, temporal=weight)
+             for fp16 in storages for weight in args.temporal}
+    configs = [(scale, fp16, weight) for fp16 in storages for weight in args.temporal for scale in args.scales]
+    first = next(iter(demos.values()))
     print(f"renderer:  {renderer(ctx)}, {os.cpu_count()} CPUs, load average {load_before[0]:.2f} at start")
-    print(f"demo:      {args.size[0]}x{args.size[1]}, style {demos[False].style}, "
-          f"{demos[False].scene.triangles:,} scene triangles")
+    print(f"demo:      {args.size[0]}x{args.size[1]}, style {first.style}, "
+          f"{first.scene.triangles:,} scene triangles")
     print(f"frames:    {args.warmup} warm-up + {args.frames} timed per configuration, "
           f"in {args.rounds} rounds of blocks")
 
     frame_index = 0
     samples = {config: [] for config in configs}
     try:
-        for scale, fp16 in configs:
-            demo = demos[fp16]
+        for scale, fp16, weight in configs:
+            demo = demos[fp16, weight]
             demo.fx.internal_scale = scale
             start = time.perf_counter()
             for _ in range(args.warmup):
                 timed_frame(demo, frame_index / FPS)
                 frame_index += 1
-            print(f"warm-up:   scale {scale:g} {'fp16' if fp16 else 'fp32'}: {args.warmup} frames in "
-                  f"{time.perf_counter() - start:.1f} s")
+            print(f"warm-up:   scale {scale:g} {'fp16' if fp16 else 'fp32'} temporal {weight:g}: {args.warmup} "
+                  f"frames in {time.perf_counter() - start:.1f} s")
         for round_ in range(args.rounds):
             block = args.frames // args.rounds + (round_ < args.frames % args.rounds)
-            for scale, fp16 in configs:
-                demo = demos[fp16]
+            for scale, fp16, weight in configs:
+                demo = demos[fp16, weight]
                 demo.fx.internal_scale = scale
                 timed_frame(demo, frame_index / FPS)          # the switch: reallocates, not timed
                 for _ in range(block):
                     frame_index += 1
-                    samples[scale, fp16].append(timed_frame(demo, frame_index / FPS))
+                    samples[scale, fp16, weight].append(timed_frame(demo, frame_index / FPS))
     finally:
         for demo in demos.values():
             demo.release()
     load_after = os.getloadavg()
 
-    rows = [dict(scale=scale, fp16=fp16, **summary(samples[scale, fp16])) for scale, fp16 in configs]
+    rows = [dict(scale=scale, fp16=fp16, temporal=weight, **summary(samples[scale, fp16, weight]))
+            for scale, fp16, weight in configs]
     print(f"\nload average {load_after[0]:.2f} at the end; timing: {rows[0]['timing']}\n")
-    print("| internal scale | storage | frame ms median | min | max | fps | scene ms | pass ms | readback ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| internal scale | storage | temporal | frame ms median | min | max | fps | scene ms | pass ms "
+          "| readback ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['scale']:g} | {'fp16' if r['fp16'] else 'fp32'} | {r['frame_ms_median']:.1f} | "
-              f"{r['frame_ms_min']:.1f} | {r['frame_ms_max']:.1f} | {r['fps']:.1f} | {r['scene_ms_median']:.1f} | "
-              f"{r['pass_ms_median']:.1f} | {r['readback_ms_median']:.1f} |")
+        print(f"| {r['scale']:g} | {'fp16' if r['fp16'] else 'fp32'} | {r['temporal']:g} "
+              f"| {r['frame_ms_median']:.1f} | {r['frame_ms_min']:.1f} | {r['frame_ms_max']:.1f} | {r['fps']:.1f} "
+              f"| {r['scene_ms_median']:.1f} | {r['pass_ms_median']:.1f} | {r['readback_ms_median']:.1f} |")
     result = {"renderer": renderer(ctx), "cpus": os.cpu_count(), "size": list(args.size), "style": args.style,
               "warmup": args.warmup, "frames": args.frames, "rounds": args.rounds,
               "load_average_start": load_before[0], "load_average_end": load_after[0], "results": rows}

@@ -157,3 +157,13 @@ def test_spread_temporal_script(tmp_path):
     assert figures["frames_per_result"] > 1 and figures["scored_frames"] > 0
     assert set(figures["psnr_db_vs_whole_network"]) == {"spread", "spread, temporal 0.5",
                                                         "spread, temporal 0.5, unmoved"}
+
+
+def test_bench_demo_script_with_the_temporal_mode(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_demo.py"), "--size", "64x48",
+                             "--scales", "1", "--no-fp16", "--temporal", "0", "0.5", "--warmup", "1", "--frames", "2",
+                             "--rounds", "1", "--json", "d.json"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "d.json").read_text())["results"]
+    assert [r["temporal"] for r in rows] == [0.0, 0.5] and all(r["frames"] == 2 for r in rows)

@@ -135,6 +135,11 @@ class PostFX:
         self._internal_scale = value
 
     @property
+    def fp16(self) -> bool:
+        """Whether activations are stored as fp16 (fixed when the pass is made)."""
+        return self._network.fp16
+
+    @property
     def temporal(self) -> float:
         """The share of the reprojected previous result in each output, 0 (off) to below 1;
         True means postfx.temporal.TEMPORAL_WEIGHT. On, apply() needs motion_tex; history is

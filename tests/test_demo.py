@@ -252,12 +252,12 @@ def test_headless_demo_time_slices_a_network_with_a_frame_budget(tmp_path):
     from postfx.demo.frame import DemoFrame
     from postfx.gl.context import headless_context
     from postfx.scene.camera import Camera
-    demo = DemoFrame(headless_context(), (64, 48), frame_budget_ms=0.001)
+    demo = DemoFrame(headless_context(), (64, 48), frame_budget_ms=0.001, fp16=True, temporal=0.5)
     try:
         demo.render(Camera((0.0, 2.0, 10.0)), 0.0)
         assert demo.fx.frames_per_result == len(demo.fx._network.dispatches) > 1
-        demo.set_style("watercolor")
-        assert demo.fx.frame_budget_ms == 0.001
+        demo.set_style("watercolor")                   # keeps the pass's settings
+        assert (demo.fx.frame_budget_ms, demo.fx.fp16, demo.fx.temporal) == (0.001, True, 0.5)
     finally:
         demo.release()
 

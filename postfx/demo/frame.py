@@ -49,7 +49,7 @@ class DemoFrame:
     def set_style(self, style) -> None:
         """Swap the network; keeps scale, strength and the temporal mode (not its history)."""
         new = PostFX(self.ctx, load(style), internal_scale=self.fx.internal_scale, strength=self.fx.strength,
-                     fp16=self.fx._network.fp16, frame_budget_ms=self.fx.frame_budget_ms,
+                     fp16=self.fx.fp16, frame_budget_ms=self.fx.frame_budget_ms,
                      temporal=self.fx.temporal)
         self.fx.release()
         self.fx, self.style = new, style

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import weakref
 
 import moderngl
 
@@ -18,8 +17,8 @@ from .gl.dispatch import DeviceLimits, check_limits
 from .gl.history import History
 from .gl.network import GLNetwork, weight_bytes
 from .gl.programs import ProgramCache
-from .gl.query import ScissorOff
 from .gl.resources import run_dispatch
+from .gl.target_blit import TargetBlit
 from .model import Model
 from .model_file import load
 from .temporal import TEMPORAL_WEIGHT
@@ -72,9 +71,7 @@ class PostFX:
         self._network = None
         self._output = None              # RGBA8 texture at frame size
         self._output_fbo = None
-        # A caller's target texture wrapped in a framebuffer to blit into, kept while the
-        # target stays the same: (weak reference to the texture, its framebuffer).
-        self._target_fbo: tuple | None = None
+        self._blit = TargetBlit(ctx)     # the output into a caller's target
         self._frame_size = None          # (W, H)
         self._scaled_size = None         # (W, H) the network sees
         # Time slicing (frame_budget_ms): per-dispatch seconds measured at one size, the
@@ -83,6 +80,7 @@ class PostFX:
         self._measured = False           # _dispatch_seconds are of the current size
         self._schedule: list[tuple[int, int]] = []
         self._next_step = 0
+        self._whole_next = False         # reset_history(): the next frame runs the network whole
         self.frame_budget_ms = frame_budget_ms
         self._released = False
         # What the network uploads when it is built (the static kernels' weight forms).
@@ -157,9 +155,12 @@ class PostFX:
         self._temporal = float(value)
 
     def reset_history(self) -> None:
-        """Start the next frame without history (a camera cut or teleport)."""
+        """Start the next frame without history (a camera cut or teleport). With
+        frame_budget_ms the next frame also runs the network whole (one slow frame), so the
+        new shot does not show a result of the old one; spreading resumes after it."""
         if self._history is not None:
             self._history.reset()
+        self._whole_next = self._frame_budget_ms is not None
 
     @property
     def memory_budget_bytes(self) -> int | None:
@@ -344,7 +345,7 @@ class PostFX:
         fp16 = int(self._network.fp16)
 
         measuring = self._frame_budget_ms is not None and not self._measured
-        if self._frame_budget_ms is None or measuring:
+        if self._frame_budget_ms is None or measuring or self._whole_next:
             start, stop = 0, len(self._network.dispatches)
         else:
             start, stop = self._schedule[self._next_step]
@@ -371,7 +372,9 @@ class PostFX:
             self._reschedule()
         else:
             self._network.run(start, stop)
-            if self._frame_budget_ms is not None:
+            if self._whole_next:
+                self._next_step, self._whole_next = 0, False       # a new run from the next frame
+            elif self._frame_budget_ms is not None:
                 self._next_step = (self._next_step + 1) % len(self._schedule)
 
         present_uniforms = {"frame_size": (width, height), "scaled_size": self._scaled_size,
@@ -407,37 +410,12 @@ class PostFX:
         self._latest = output
         if target is None:
             return output
-        # A caller's texture is blitted into, not written as an image: image stores into a
-        # texture its own filters make incomplete (a mipmap filter, no mipmaps) are dropped,
-        # and a framebuffer attachment needs no completeness.
-        self._copy_to(self._framebuffer_of(target) if isinstance(target, moderngl.Texture) else target, output_fbo)
+        self._blit.copy(target, output_fbo)
         return None
 
     def _bind_color(self, color_tex) -> None:
         color_tex.use(frame_io.TEXTURE_COLOR)
         self._color_sampler.use(frame_io.TEXTURE_COLOR)       # NEAREST: complete whatever its own filters
-
-    def _framebuffer_of(self, texture: moderngl.Texture) -> moderngl.Framebuffer:
-        """A framebuffer with the caller's texture (level 0) attached, made when the target
-        changes and kept for the next frames (a caller alternating targets pays one each time)."""
-        if self._target_fbo is not None and self._target_fbo[0]() is texture:
-            return self._target_fbo[1]
-        self._release_target_fbo()
-        with allocating(self.ctx, "a framebuffer for the target texture"):
-            framebuffer = self.ctx.framebuffer(color_attachments=[texture])
-        self._target_fbo = (weakref.ref(texture), framebuffer)
-        return framebuffer
-
-    def _release_target_fbo(self) -> None:
-        if self._target_fbo is not None:
-            self._target_fbo[1].release()
-            self._target_fbo = None
-
-    def _copy_to(self, target: moderngl.Framebuffer, source: moderngl.Framebuffer) -> None:
-        """Blit the output into the caller's framebuffer. A blit obeys the scissor test;
-        the caller's scissor must neither crop our output nor change."""
-        with ScissorOff(self.ctx):
-            self.ctx.copy_framebuffer(target, source)
 
     # --- lifetime ----------------------------------------------------------------
 
@@ -448,7 +426,7 @@ class PostFX:
             raise ContextLost("the GL context of this pass was released; create a new pass in a live context")
 
     def _release_output(self) -> None:
-        self._release_target_fbo()
+        self._blit.release()
         if self._output_fbo is not None:
             self._output_fbo.release()
             self._output_fbo = None

@@ -222,13 +222,14 @@ def test_C21_two_temporal_passes_interleaved_keep_their_own_history(gl_ctx, scen
 
 
 def run_spread_against_the_reference(gl_ctx, frames, fx, plain, count, *, first_step=0, measured_first=True,
-                                     strength=1.0):
+                                     strength=1.0, previous=None):
     """`count` frames through `fx` (temporal, spread over frames) checked against the
     references: offsets chained (chain_result_offsets), the old result read through them
     (read_through_offsets) and blended with the original by `strength`, then resolved with
     the history. `plain`: the same network spread the same way at strength 1, no temporal
-    mode (the old result where it was made). Returns how many pixels read elsewhere."""
-    previous, offsets, moved = None, None, 0
+    mode (the old result where it was made). previous: the last (output, depth01) if the
+    pass has history. Returns how many pixels read elsewhere."""
+    offsets, moved = None, 0
     for k in range(count):
         target = frames.next()
         got = frames.apply(fx, motion_tex=target.motion)
@@ -287,13 +288,16 @@ def test_C21_spreading_switched_off_and_on_starts_a_new_chain(gl_ctx, scene):
         fx.frame_budget_ms = plain.frame_budget_ms = None
         for _ in range(3):
             target = frames.next()
-            frames.apply(fx, motion_tex=target.motion)
+            last = (frames.apply(fx, motion_tex=target.motion), frames.depth01())
             frames.apply(plain)
         # the two offset textures freed (a present program without offsets is compiled once)
         assert difference(live_gl_objects(), spread_objects).get("texture") == -2
-        fx.frame_budget_ms = plain.frame_budget_ms = SPREAD       # both: a new run from the next frame
-        fx.reset_history()                                        # the check below starts without history
-        assert run_spread_against_the_reference(gl_ctx, frames, fx, plain, 10, measured_first=False) > 0
+        fx.frame_budget_ms = plain.frame_budget_ms = SPREAD       # a new run from the next frame, no chain yet
+        assert run_spread_against_the_reference(gl_ctx, frames, fx, plain, 10, measured_first=False,
+                                                previous=last) > 0
+        fx.reset_history()                                        # a cut: no history, the next frame whole
+        plain.reset_history()
+        assert run_spread_against_the_reference(gl_ctx, frames, fx, plain, 10) > 0
     frames.target.release()
 
 
@@ -348,4 +352,24 @@ def test_C6_temporal_history_switched_on_later_is_checked_against_the_memory_bud
         with pytest.raises(postfx.errors.FrameTooLarge, match="temporal history"):
             frames.apply(fx, motion_tex=target.motion)
         assert difference(live_gl_objects(), before) == {} and gl_ctx.error == "GL_NO_ERROR"
+    frames.target.release()
+
+
+@pytest.mark.parametrize("temporal", [0.0, 0.5])
+def test_a_cut_runs_a_spread_network_whole(gl_ctx, scene, temporal):
+    """reset_history() on a spread network: the next frame shows this frame's own result
+    (the network run whole), not a result of the shot before the cut; spreading resumes."""
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", temporal=temporal, frame_budget_ms=SPREAD) as fx, \
+            postfx.PostFX(gl_ctx, "ink") as whole:
+        for _ in range(3):
+            target = frames.next()
+            frames.apply(fx, motion_tex=target.motion)
+        frames.k += 300                                   # the camera jumps ten seconds on
+        fx.reset_history()
+        target = frames.next()
+        assert np.array_equal(frames.apply(fx, motion_tex=target.motion), frames.apply(whole))
+        target = frames.next()
+        frames.apply(fx, motion_tex=target.motion)
+        assert fx.schedule is not None and len(fx.schedule) > 1    # still spread
     frames.target.release()

@@ -221,16 +221,18 @@ def check_style(model: Model) -> None:
 
 class PassFrames:
     """One colour and one depth texture of the frame size, rewritten per view, and the pass;
-    with temporal > 0 also a motion texture, and the pass in temporal mode (frames in order)."""
+    with temporal > 0 also a motion texture, and the pass in temporal mode (frames in order);
+    frame_budget_ms: the network spread over frames, as PostFX does it."""
 
-    def __init__(self, ctx, model: Model, size: tuple[int, int], fp16: bool, temporal: float = 0.0):
+    def __init__(self, ctx, model: Model, size: tuple[int, int], fp16: bool, temporal: float = 0.0,
+                 frame_budget_ms: float | None = None):
         from ..postfx_pass import PostFX
         self.ctx, self.size = ctx, size
         self.color = ctx.texture(size, 4)                   # RGBA8, rows bottom-up
         self.depth = ctx.depth_texture(size) if model.uses_depth else None
         self.motion = ctx.texture(size, 4, dtype="f4") if temporal else None
         try:
-            self.fx = PostFX(ctx, model, fp16=fp16, temporal=temporal)
+            self.fx = PostFX(ctx, model, fp16=fp16, temporal=temporal, frame_budget_ms=frame_budget_ms)
         except BaseException:
             self.release()
             raise

@@ -57,9 +57,11 @@ def _squared_error(previous, current, motion, previous_depth01) -> tuple[float, 
     return squared, valid
 
 
-def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False, temporal: float = 0.0) -> dict:
+def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False, temporal: float = 0.0,
+                      frame_budget_ms: float | None = None) -> dict:
     """Warping errors and quality of `model` (path, bundled name or Model) on a held-out
-    sequence targets folder; temporal: the pass's history weight (0: off). Returns a
+    sequence targets folder; temporal: the pass's history weight (0: off); frame_budget_ms:
+    the network spread over frames (PostFX's, each sequence starting a new run). Returns a
     JSON-ready dict."""
     from ..gl.context import headless_context, renderer
     model = load(model)
@@ -70,13 +72,15 @@ def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False, tempo
     sums = {name: [] for name in SOURCES}               # per frame pair: mean squared difference
     valid_fractions, scores = [], []
     ctx = headless_context()
-    frames = PassFrames(ctx, model, size, fp16, temporal=temporal)
+    frames = PassFrames(ctx, model, size, fp16, temporal=temporal, frame_budget_ms=frame_budget_ms)
+    per_result = None
     previous, fast_squared, fast_pixels = None, 0.0, 0
     try:
         for _, frame, rgb, depth01, target, motion in sequence_pairs(folder, info):
-            if frame == 0 and temporal:
-                frames.reset()                           # a cut: no history across sequences
+            if frame == 0 and (temporal or frame_budget_ms is not None):
+                frames.reset()                           # a cut: no history, no run across sequences
             stylized = frames.stylize(rgb, depth01, motion if temporal else None)
+            per_result = frames.fx.frames_per_result
             scores.append((psnr(stylized, target), ssim(stylized, target)))
             if frame > 0:
                 fast = np.hypot(motion[..., 0], motion[..., 1]) >= FAST_MOTION_PX
@@ -107,7 +111,8 @@ def temporal_evaluate(model, sequences_targets_dir, *, fp16: bool = False, tempo
         "psnr_db": float(np.mean([p for p, _ in scores])), "ssim": float(np.mean([s for _, s in scores])),
         "fast_psnr_db": (float(10 * np.log10(fast_pixels / fast_squared)) if fast_squared > 0 else None)
         if fast_pixels else None, "fast_pixels": fast_pixels // 3, "fast_motion_px": FAST_MOTION_PX,
-        "temporal": temporal, "fp16": fp16, "renderer": renderer(ctx),
+        "temporal": temporal, "frame_budget_ms": frame_budget_ms,
+        "frames_per_result": per_result if frame_budget_ms is not None else 1, "fp16": fp16, "renderer": renderer(ctx),
         "notes": "warping error: mean over consecutive frame pairs of the mean squared difference (colours in "
                  "[0, 1]) between frame t and frame t - 1 reprojected with the renderer's motion, over pixels "
                  "with history (not off-screen, not disoccluded); relative: divided by the input's; PSNR where "
@@ -125,6 +130,8 @@ def temporal_table(results: list[dict]) -> str:
              f"| {first['relative']['filter']:.2f} | — | — | — |"]
     for label, r in zip(row_labels(results), results, strict=True):
         mode = f", temporal {r['temporal']:g}" if r["temporal"] else ""
+        if r.get("frames_per_result", 1) > 1:
+            mode += f", spread over {r['frames_per_result']} frames"
         fast = "—" if r["fast_psnr_db"] is None else f"{r['fast_psnr_db']:.2f}"
         lines.append(f"| {label}{mode} | {r['warping_error']['network'] * 1e3:.3f} "
                      f"| {r['relative']['network']:.2f} | {r['psnr_db']:.2f} | {r['ssim']:.4f} | {fast} |")

@@ -77,6 +77,19 @@ def test_cli_eval_temporal(targets, tmp_path, capsys):
     assert "takes no --train" in capsys.readouterr().err
 
 
+def test_cli_eval_temporal_of_a_network_spread_over_frames(targets, tmp_path, capsys):
+    out = tmp_path / "spread.json"
+    assert cli.main(["eval", "--temporal", "ink", str(targets), "--pass-temporal", "0", "0.5",
+                     "--frame-budget-ms", "1e-6", "--json", str(out)]) == 0
+    assert "| ink, spread over " in capsys.readouterr().out
+    off, on = json.loads(out.read_text())
+    assert off["frame_budget_ms"] == 1e-6 and off["frames_per_result"] > 1 and on["temporal"] == 0.5
+    # between whole runs the frames show an older result: further from the per-frame targets
+    assert off["psnr_db"] < temporal_evaluate("ink", targets)["psnr_db"]
+    assert cli.main(["eval", "ink", str(targets), "--frame-budget-ms", "8"]) == 2
+    assert "goes with --temporal" in capsys.readouterr().err
+
+
 def test_the_temporal_pass_lowers_the_warping_error(targets):
     """The pass's history blend against the same model per frame: less flicker, the fast-moving
     pixels' PSNR reported for both."""

@@ -144,6 +144,9 @@ def add_eval(subparsers) -> None:
     p.add_argument("--pass-temporal", type=float, nargs="+", default=[0.0], metavar="A",
                    help="with --temporal: run each model through the pass's temporal mode with these history "
                         "weights (default 0: off), one row each")
+    p.add_argument("--frame-budget-ms", type=float, metavar="MS",
+                   help="with --temporal: the network spread over frames as PostFX(frame_budget_ms=MS) does it "
+                        "(each sequence starts with the network run whole)")
     p.set_defaults(run=_cmd_eval)
 
 
@@ -155,8 +158,8 @@ def _cmd_eval_temporal(args) -> int:
     if given:
         raise InputError(f"eval --temporal takes no {', '.join(given)} (the warping error needs no baseline fit, "
                          "plot or samples)")
-    results = [temporal_evaluate(model, args.data, temporal=weight) for model in (args.model, *args.compare)
-               for weight in args.pass_temporal]
+    results = [temporal_evaluate(model, args.data, temporal=weight, frame_budget_ms=args.frame_budget_ms)
+               for model in (args.model, *args.compare) for weight in args.pass_temporal]
     first = results[0]
     width, height = first["frame_size"]
     print(printable(f"{first['sequences']} held-out sequences of {first['frames']} frames, {width}x{height}, "
@@ -172,6 +175,8 @@ def _cmd_eval_temporal(args) -> int:
 def _cmd_eval(args) -> int:
     if args.temporal:
         return _cmd_eval_temporal(args)
+    if args.frame_budget_ms is not None:
+        raise InputError("--frame-budget-ms goes with --temporal (the flicker of a network spread over frames)")
     from ..files import atomic_write
     from ..train.evaluate import compare, markdown_table, plot_quality_vs_depth
     results = compare([args.model, *args.compare], args.data, args.train, runs=args.runs, warmup=args.warmup,

@@ -74,6 +74,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=3, help="turns each configuration takes")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    args.scales, args.temporal = list(dict.fromkeys(args.scales)), list(dict.fromkeys(args.temporal))
     if args.frames < args.rounds or args.warmup < 0:
         parser.error("--frames must be >= --rounds and --warmup >= 0")
 

@@ -12,7 +12,8 @@
 #                                               the earlier file from git history)
 #
 # Held-out sequences: town seed 13, 8 x 8 frames at 384x224, at 30 fps and again at 10 fps
-# (faster motion); fine-tuning sequences: town seed 11, 40 x 6 frames. Paths in the figure
+# (faster motion), and 8 x 24 frames for a network spread over frames; fine-tuning
+# sequences: town seed 11, 40 x 6 frames. Paths in the figure
 # files are relative to WORK. About 3 min without FINETUNE, 20 min with, on 2 cores.
 set -euo pipefail
 results="$(cd "$(dirname "$0")" && pwd)/results/${POSTFX_RESULTS_LABEL:-llvmpipe}"
@@ -53,6 +54,14 @@ fi
 
 render heldout-fast 8 8 13 --fps 10
 stylize heldout-fast ink
+# A network spread over frames (one dispatch a frame: 8 frames a result for ink), on longer
+# sequences so that results follow one another; and the same sequences with the whole network
+render heldout-long 8 24 13
+stylize heldout-long ink
+postfx eval --temporal ink heldout-long-ink --pass-temporal 0 0.5 --frame-budget-ms 1e-6 \
+    --json "$results/ink_spread_flicker.json"
+postfx eval --temporal ink heldout-long-ink --pass-temporal 0 0.5 --json "$results/ink_long_flicker.json"
+
 weights="0 0.3 0.5 0.7 0.85"
 postfx eval --temporal ink heldout-seq-ink --pass-temporal $weights --json "$results/ink_temporal_pass_30fps.json"
 postfx eval --temporal ink heldout-fast-ink --pass-temporal $weights --json "$results/ink_temporal_pass_10fps.json"

@@ -160,7 +160,7 @@ class PostFX:
         new shot does not show a result of the old one; spreading resumes after it."""
         if self._history is not None:
             self._history.reset()
-        self._whole_next = self._frame_budget_ms is not None
+        self._whole_next = True          # a budget set before the next apply() must not show the old shot
 
     @property
     def memory_budget_bytes(self) -> int | None:
@@ -368,7 +368,7 @@ class PostFX:
         if measuring:
             self._dispatch_seconds.clear()
             self._network.run(dispatch_seconds=self._dispatch_seconds)
-            self._measured = True
+            self._measured, self._whole_next = True, False         # this was the whole frame a cut asks for
             self._reschedule()
         else:
             self._network.run(start, stop)

@@ -368,8 +368,25 @@ def test_a_cut_runs_a_spread_network_whole(gl_ctx, scene, temporal):
         frames.k += 300                                   # the camera jumps ten seconds on
         fx.reset_history()
         target = frames.next()
-        assert np.array_equal(frames.apply(fx, motion_tex=target.motion), frames.apply(whole))
+        cut = frames.apply(whole)
+        assert np.array_equal(frames.apply(fx, motion_tex=target.motion), cut)
         target = frames.next()
-        frames.apply(fx, motion_tex=target.motion)
-        assert fx.schedule is not None and len(fx.schedule) > 1    # still spread
+        after = frames.apply(fx, motion_tex=target.motion)
+        assert len(fx.schedule) > 1
+        if not temporal:                                  # spread again: a new run, the cut's result shown
+            assert np.array_equal(after, cut)
+    frames.target.release()
+
+
+def test_a_cut_before_the_first_frame_costs_one_whole_frame(gl_ctx, scene):
+    """reset_history() before the first apply(): the measuring frame is the whole frame the
+    cut asks for; the next one is already a step of the new schedule."""
+    frames = Frames(gl_ctx, scene)
+    with postfx.PostFX(gl_ctx, "ink", frame_budget_ms=SPREAD) as fx, postfx.PostFX(gl_ctx, "ink") as whole:
+        fx.reset_history()
+        frames.next()
+        first = frames.apply(whole)
+        assert np.array_equal(frames.apply(fx), first)
+        frames.next()
+        assert np.array_equal(frames.apply(fx), first)    # a step: still the first frame's result
     frames.target.release()

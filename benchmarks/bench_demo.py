@@ -24,12 +24,11 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
 from postfx.bench.sizes import size_argument
 from postfx.demo.frame import DemoFrame
 from postfx.files import atomic_write
 from postfx.gl.context import headless_context, renderer
+from postfx.gl.readback import read_rgb
 from postfx.styles import DEFAULT_STYLE
 
 FPS = 30        # the demo's clock: frame i shows the fly-through at i / 30 s
@@ -41,11 +40,10 @@ def timed_frame(demo: DemoFrame, t: float) -> dict:
     start = time.perf_counter()
     stylized = demo.render(demo.scene.camera_path(t), t)
     rendered = time.perf_counter()
-    w, h = stylized.size
-    rgb = np.ascontiguousarray(np.frombuffer(stylized.read(), np.uint8).reshape(h, w, 4)[::-1, :, :3])
+    rgb = read_rgb(stylized)
     ctx.finish()
     end = time.perf_counter()
-    assert rgb.shape == (h, w, 3)
+    assert rgb.shape == (stylized.size[1], stylized.size[0], 3)
     return {"frame_ms": (end - start) * 1e3, "scene_ms": demo.times.scene_ms, "pass_ms": demo.times.pass_ms,
             "readback_ms": (end - rendered) * 1e3, "source": demo.times.source}
 

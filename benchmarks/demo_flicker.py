@@ -18,11 +18,7 @@ from postfx.demo.frame import DemoFrame
 from postfx.demo.headless import FPS
 from postfx.files import atomic_write, json_ready
 from postfx.gl.context import headless_context
-
-
-def rgb_of(texture) -> np.ndarray:
-    w, h = texture.size
-    return np.frombuffer(texture.read(), np.uint8).reshape(h, w, -1)[..., :3].astype(np.float64)
+from postfx.gl.readback import read_rgb
 
 
 def mean_change(frames: list[np.ndarray]) -> float:
@@ -36,8 +32,8 @@ def measure(style: str, temporal: float, frames: int, size) -> dict:
     try:
         for i in range(frames):
             t = i / FPS
-            stylized.append(rgb_of(demo.render(demo.scene.camera_path(t), t)))
-            raw.append(rgb_of(demo.target.color))
+            stylized.append(read_rgb(demo.render(demo.scene.camera_path(t), t)).astype(np.float64))
+            raw.append(demo.target.read_rgb().astype(np.float64))
     finally:
         demo.release()
     raw_change, stylized_change = mean_change(raw), mean_change(stylized)

@@ -9,6 +9,7 @@ import numpy as np
 from . import model_format as fmt
 from . import reference
 from .errors import InputError, MissingDepthWarning
+from .gl.readback import read_rgb
 from .model import Model
 from .model_file import load
 from .styles import DEFAULT_STYLE
@@ -117,6 +118,16 @@ def _rgba(rgb8: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([rgb8, alpha], axis=2))
 
 
+# Normalized depth t reaches the pass as the window-space depth of a projection with near
+# 1 and far 2 (z = 1 + t), which the pass linearizes back to t; 24 bits keep it to ~1e-6.
+WINDOW_NEAR, WINDOW_FAR = 1.0, 2.0
+
+
+def window_depth(t: np.ndarray) -> np.ndarray:
+    """Normalized depth t in [0, 1] -> the window depth d = 2 - 2 / z of that projection."""
+    return (2.0 - 2.0 / (1.0 + t)).astype(np.float32)
+
+
 def normalized_depth(depth, shape, near, far) -> np.ndarray:
     """depth as float32 (H, W) in [0, 1]: uint16 is normalized depth x 65535; float is
     normalized depth (values within [-0.5, 1.5] clipped), or view distances with near= and far=."""
@@ -183,22 +194,17 @@ class Stylizer:
         t = np.ones((h, w), np.float32) if depth is None else normalized_depth(depth, (h, w), near, far)
         self.check_size(w, h)                   # before any texture: the real limit, not a GL error
         ctx = self.ctx
-        # Encode t as a standard window-space depth with near 1, far 2 (z = 1 + t), which the
-        # pass linearizes back: d = 2 - 2 / z for that projection. 24 bits keep it to ~1e-6.
-        window_depth = (2.0 - 2.0 / (1.0 + t)).astype(np.float32)
         color_tex = ctx.texture((w, h), 4, np.flipud(rgba).tobytes())
         try:
-            depth_tex = ctx.depth_texture((w, h), np.flipud(window_depth).tobytes())
+            depth_tex = ctx.depth_texture((w, h), np.flipud(window_depth(t)).tobytes())
         except BaseException:
             color_tex.release()
             raise
         try:
-            out = self.fx.apply(color_tex, depth_tex, near=1.0, far=2.0)
-            pixels = np.frombuffer(out.read(), np.uint8).reshape(h, w, 4)
+            return read_rgb(self.fx.apply(color_tex, depth_tex, near=WINDOW_NEAR, far=WINDOW_FAR))
         finally:
             color_tex.release()
             depth_tex.release()
-        return np.ascontiguousarray(np.flipud(pixels)[..., :3])
 
     def release(self) -> None:
         self.fx.release()

@@ -14,15 +14,11 @@ from PIL import Image
 from ..errors import InputError
 from ..files import atomic_write
 from ..gl.context import headless_context
+from ..gl.readback import read_rgb
 from .frame import DemoFrame
 
 CONTACT_ROWS = 4          # frames shown on the contact sheet
 FPS = 30
-
-
-def _read_rgb(texture) -> np.ndarray:
-    w, h = texture.size
-    return np.ascontiguousarray(np.frombuffer(texture.read(), np.uint8).reshape(h, w, 4)[::-1, :, :3])
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
@@ -122,13 +118,13 @@ def render_headless(frames: int, size, out, *, style=None, seed: int = 0, intern
             t = i / FPS
             start = time.perf_counter()
             stylized = demo.render(demo.scene.camera_path(t), t)
-            rgb = _read_rgb(stylized)
+            rgb = read_rgb(stylized)
             frame_ms.append((time.perf_counter() - start) * 1000)
             scene_ms.append(demo.times.scene_ms)
             pass_ms.append(demo.times.pass_ms)
             sink.write(rgb)
             if i in contact_at:
-                pairs.append((_read_rgb(demo.target.color), rgb))
+                pairs.append((read_rgb(demo.target.color), rgb))
             if log is not None and (live or i + 1 in logged_at):
                 line = f"frame {i + 1}/{frames}  scene {scene_ms[-1]:.1f} ms  pass {pass_ms[-1]:.1f} ms"
                 print("\r" + line if live else line, end="" if live else "\n", file=log, flush=True)

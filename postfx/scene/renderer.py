@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import FrameTooLarge, FrameTooSmall, GLError, InputError, ShaderCompileError
 from ..gl.context import is_live, renderer
 from ..gl.programs import declared_uniforms, set_uniforms, specialise
+from ..gl.readback import read_rgb
 from .camera import Camera
 from .mesh import MATERIAL, MATERIALS, VERTEX_ATTRIBUTES, VERTEX_FORMAT, Mesh
 from .movers import INSTANCE_ATTRIBUTES, INSTANCE_FORMAT, PREVIOUS_INSTANCE_ATTRIBUTES, Traffic
@@ -78,9 +79,7 @@ class SceneTarget:
 
     def read_rgb(self) -> np.ndarray:
         """The colour as (H, W, 3) uint8, rows top-down (as image files store them)."""
-        w, h = self.size
-        rgba = np.frombuffer(self.color.read(), np.uint8).reshape(h, w, 4)
-        return np.ascontiguousarray(rgba[::-1, :, :3])
+        return read_rgb(self.color)
 
     def read_depth(self) -> np.ndarray:
         """The window-space depth as (H, W) float32 in [0, 1], rows top-down."""

@@ -37,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..api import WINDOW_FAR, WINDOW_NEAR, as_rgba8, window_depth
 from ..errors import InputError
 from ..files import atomic_write
+from ..gl.readback import read_rgb
 from ..model import Model
 from ..model_file import load
 from ..model_format import MODEL_SUFFIX
@@ -238,13 +240,9 @@ class PassFrames:
             raise
 
     def write(self, rgb: np.ndarray, depth01: np.ndarray, motion=None) -> None:
-        alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
-        self.color.write(np.flipud(np.concatenate([rgb, alpha], axis=2)).tobytes())
+        self.color.write(np.flipud(as_rgba8(rgb)).tobytes())
         if self.depth is not None:
-            # Normalized depth t as the window depth of a near 1 / far 2 projection (z = 1 + t),
-            # which the pass linearizes back to t (the encoding postfx.stylize uses).
-            window = (2.0 - 2.0 / (1.0 + depth01)).astype(np.float32)
-            self.depth.write(np.flipud(window).tobytes())
+            self.depth.write(np.flipud(window_depth(depth01)).tobytes())     # postfx.stylize's encoding
         if self.motion is not None:
             if motion is None:
                 raise InputError("a temporal pass needs each frame's motion")
@@ -254,13 +252,11 @@ class PassFrames:
         extra = {} if self.motion is None else {"motion_tex": self.motion}
         if self.depth is None:
             return self.fx.apply(self.color, **extra)
-        return self.fx.apply(self.color, self.depth, near=1.0, far=2.0, **extra)
+        return self.fx.apply(self.color, self.depth, near=WINDOW_NEAR, far=WINDOW_FAR, **extra)
 
     def stylize(self, rgb: np.ndarray, depth01: np.ndarray, motion=None) -> np.ndarray:
         self.write(rgb, depth01, motion)
-        width, height = self.size
-        pixels = np.frombuffer(self.apply().read(), np.uint8).reshape(height, width, 4)
-        return np.ascontiguousarray(np.flipud(pixels)[..., :3])
+        return read_rgb(self.apply())
 
     def reset(self) -> None:
         """A cut: the next frame starts without history."""

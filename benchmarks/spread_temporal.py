@@ -19,15 +19,11 @@ import postfx
 from postfx.bench.sizes import size_argument
 from postfx.files import atomic_write, json_ready
 from postfx.gl.context import headless_context
+from postfx.gl.readback import read_rgb
 from postfx.scene import Scene, SceneTarget, linear_depth01
 from postfx.temporal import resolve
 
 FPS = 30
-
-
-def rgb_of(texture) -> np.ndarray:
-    w, h = texture.size
-    return np.frombuffer(texture.read(), np.uint8).reshape(h, w, 4)[..., :3].astype(np.float64) / 255.0
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
@@ -48,16 +44,15 @@ def measure(style: str, size, budget_ms: float, weight: float, frames: int, star
             t = start + k / FPS
             camera, before = scene.camera_path(t), scene.camera_path(t - 1 / FPS)
             scene.render(target, camera, t, previous_camera=before, previous_time=t - 1 / FPS)
-            shown = {name: rgb_of(fx.apply(target.color, target.depth, near=camera.near, far=camera.far,
-                                           **({"motion_tex": target.motion} if fx.temporal else {})))
+            shown = {name: read_rgb(fx.apply(target.color, target.depth, near=camera.near, far=camera.far,
+                                           **({"motion_tex": target.motion} if fx.temporal else {}))) / 255.0
                      for name, fx in passes.items()}
             motion = target.read_motion()
             blend = (shown["spread"] if unmoved is None
                      else resolve(shown["spread"], unmoved[0], motion, unmoved[1], weight=weight))
             unmoved = (blend, linear_depth01(target.read_depth(), camera.near, camera.far))
             shown[unmoved_name] = blend
-            per_result = passes["spread"].frames_per_result
-            if k > per_result:
+            if k > passes["spread"].frames_per_result:        # past the first spread result
                 for name in scores:
                     scores[name].append(psnr(shown[name], shown["whole network each frame"]))
         per_result = {name: fx.frames_per_result for name, fx in passes.items() if fx.frame_budget_ms is not None}

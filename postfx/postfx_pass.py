@@ -345,7 +345,8 @@ class PostFX:
         fp16 = int(self._network.fp16)
 
         measuring = self._frame_budget_ms is not None and not self._measured
-        if self._frame_budget_ms is None or measuring or self._whole_next:
+        whole = self._frame_budget_ms is None or measuring or self._whole_next
+        if whole:
             start, stop = 0, len(self._network.dispatches)
         else:
             start, stop = self._schedule[self._next_step]
@@ -368,14 +369,13 @@ class PostFX:
         if measuring:
             self._dispatch_seconds.clear()
             self._network.run(dispatch_seconds=self._dispatch_seconds)
-            self._measured, self._whole_next = True, False         # this was the whole frame a cut asks for
+            self._measured = True
             self._reschedule()
         else:
             self._network.run(start, stop)
-            if self._whole_next:
-                self._next_step, self._whole_next = 0, False       # a new run from the next frame
-            elif self._frame_budget_ms is not None:
-                self._next_step = (self._next_step + 1) % len(self._schedule)
+            if self._frame_budget_ms is not None:      # after a whole frame, a new run from the next one
+                self._next_step = 0 if whole else (self._next_step + 1) % len(self._schedule)
+        self._whole_next = False                       # any whole frame is the one a cut asks for
 
         present_uniforms = {"frame_size": (width, height), "scaled_size": self._scaled_size,
                             "value_range": self.model.output_range, "strength": self._strength,

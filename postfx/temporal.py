@@ -72,6 +72,12 @@ def sample_bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarr
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
+def _on_screen(x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Pixel coordinates (centres at whole numbers) within the frame, its outer edges
+    included: half a pixel of slack, so a point on a border pixel is on screen."""
+    return (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+
+
 def reproject(previous, motion, previous_depth01=None) -> tuple[np.ndarray, np.ndarray]:
     """The previous frame moved to this one: (warped (H, W, C) float32, valid (H, W) bool).
     previous: (H, W) or (H, W, C), uint8 (read as 0..1) or float. previous_depth01: the
@@ -82,8 +88,7 @@ def reproject(previous, motion, previous_depth01=None) -> tuple[np.ndarray, np.n
     motion = check_motion(motion, (h, w))
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
     x, y = cols + motion[..., 0], rows + motion[..., 1]
-    # Half a pixel of slack: a point that was on the border pixel is still on screen.
-    valid = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    valid = _on_screen(x, y, w, h)
     if previous_depth01 is not None:
         depth = _as_float_image(previous_depth01, "previous_depth01")
         if depth.shape != (h, w, 1):
@@ -119,7 +124,7 @@ def neighbourhood_range(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _nearest_on_screen(x: np.ndarray, y: np.ndarray, w: int, h: int):
     """Pixel coordinates (centres at whole numbers) -> (on screen, column, row) of the
     nearest pixel, with the edge rule of the GL kernels (the outer edges count)."""
-    inside = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    inside = _on_screen(x, y, w, h)
     col = np.clip(np.floor(x + 0.5), 0, w - 1).astype(np.int64)
     # GL rounds along its own y, which runs bottom-up: a tie goes to the upper pixel
     row = np.clip(np.ceil(y - 0.5), 0, h - 1).astype(np.int64)
@@ -140,12 +145,15 @@ def chain_result_offsets(previous_offsets, motion, *, run_started: bool, run_com
     previous = np.full((h, w, 4), LOST, np.float32)
     if previous_offsets is not None:
         previous = np.where(inside[..., None], np.asarray(previous_offsets, np.float32)[row, col], previous)
-    lost = lambda o: (np.abs(o) >= LOST / 2).any(axis=-1, keepdims=True)  # noqa: E731
     step = motion[..., :2]
-    run = np.zeros((h, w, 2), np.float32) if run_started else np.where(lost(previous[..., 2:]), LOST,
-                                                                        step + previous[..., 2:])
-    shown = run if run_completed else np.where(lost(previous[..., :2]), LOST, step + previous[..., :2])
+    run = np.zeros((h, w, 2), np.float32) if run_started else _chained(step, previous[..., 2:])
+    shown = run if run_completed else _chained(step, previous[..., :2])
     return np.concatenate([shown, run], axis=-1).astype(np.float32)
+
+
+def _chained(step: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """offset one frame further back by `step`; LOST stays LOST."""
+    return np.where((np.abs(offset) >= LOST / 2).any(axis=-1, keepdims=True), LOST, step + offset)
 
 
 def read_through_offsets(image, offsets) -> np.ndarray:
